@@ -1,0 +1,97 @@
+"""The paper's backbones (Sec. 5.2) as Keras 3 classifiers that expose their penultimate layer.
+
+Every classifier built here takes images with values in [0, 255] (uint8 or float), scales them
+inside the model, and outputs logits. Its penultimate feature layer is named ``features``;
+``feature_model`` wraps any classifier (ours or the user's) as ``image -> (features, logits)``.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import keras
+from keras import layers
+
+from bal_tf.backbones.densenet import densenet_features
+from bal_tf.backbones.resnet import resnet_features
+from bal_tf.config import BackboneConfig
+from bal_tf.errors import ConfigError, InputError
+
+FEATURE_LAYER = "features"
+LOGITS_LAYER = "logits"
+
+# name -> function(inputs, width_multiplier) -> pooled features
+BACKBONES = {
+    "resnet18": functools.partial(resnet_features, depth_name="resnet18"),
+    "resnet34": functools.partial(resnet_features, depth_name="resnet34"),
+    "densenet": functools.partial(densenet_features, depth=100, growth_rate=12),
+}
+
+
+def build_classifier(
+    config: BackboneConfig, input_shape: tuple[int, int, int], num_classes: int
+) -> keras.Model:
+    """Builds ``image -> logits`` with a penultimate layer named ``features``.
+
+    Args:
+        config: the architecture, width multiplier and optional extra feature Dense layer.
+        input_shape: ``(H, W, C)``, e.g. ``(28, 28, 1)``.
+        num_classes: size of the softmax head.
+
+    Example:
+        >>> model = build_classifier(BackboneConfig("resnet18", 0.25), (28, 28, 1), 10)
+        >>> features, logits = feature_model(model)(images)
+    """
+    if config.arch not in BACKBONES:
+        raise ConfigError(f"Unknown arch {config.arch!r}. Known: {sorted(BACKBONES)}")
+    if config.width_multiplier <= 0:
+        raise ConfigError(f"width_multiplier must be > 0. Received: {config.width_multiplier}")
+    inputs = keras.Input(shape=input_shape, name="image")
+    x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
+    pooled = BACKBONES[config.arch](x, width_multiplier=config.width_multiplier)
+    if config.feature_dim:
+        # A linear bottleneck, as in the paper's Table 3 / Figure 4 (2 or 3 neurons for plots).
+        features = layers.Dense(config.feature_dim, name=FEATURE_LAYER)(pooled)
+    else:
+        features = layers.Identity(name=FEATURE_LAYER)(pooled)
+    logits = layers.Dense(num_classes, name=LOGITS_LAYER)(features)
+    return keras.Model(inputs, logits, name=f"{config.arch}_classifier")
+
+
+def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
+    """Returns the penultimate tensor: the named layer's output, or the last Dense's input."""
+    if feature_layer is not None:
+        try:
+            return model.get_layer(feature_layer).output
+        except ValueError as exc:
+            names = [layer.name for layer in model.layers]
+            raise InputError(
+                f"The classifier has no layer named {feature_layer!r}. Its layers: {names}"
+            ) from exc
+    dense_layers = [layer for layer in model.layers if isinstance(layer, layers.Dense)]
+    if not dense_layers:
+        raise InputError(
+            "Cannot find the penultimate layer: the classifier has no Dense layer. "
+            "Name it with --feature-layer."
+        )
+    return dense_layers[-1].input
+
+
+def feature_model(model: keras.Model, feature_layer: str | None = None) -> keras.Model:
+    """Wraps a classifier as ``image -> (features, logits)``.
+
+    Logits are the output of the last Dense layer before any softmax: if the classifier ends
+    with a softmax (as an activation or a layer), its pre-activation is recomputed from the
+    features so that logit-based baselines (Energy, MaxLogit) stay available.
+    """
+    features = find_feature_layer(model, feature_layer)
+    head = [layer for layer in model.layers if isinstance(layer, layers.Dense)][-1]
+    activation = getattr(head.activation, "__name__", "linear")
+    if activation == "linear" and model.outputs[0] is head.output:
+        logits = head.output
+    else:
+        logits = keras.ops.matmul(head.input, head.kernel)
+        if head.use_bias:
+            logits = logits + head.bias
+    inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
+    return keras.Model(inputs, [features, logits], name="feature_model")

@@ -1,0 +1,190 @@
+"""Stage 1: train the classifier H = head(h(x)) with Adam and cross-entropy (paper Sec. 5.2).
+
+Resumable: Keras' ``BackupAndRestore`` keeps the model and optimizer state of the last finished
+epoch in ``RUN/stage1/backup``; running the same command again continues from there. The
+finished classifier is written atomically to ``RUN/classifier.keras``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bal_tf import data
+from bal_tf.backbones import build_classifier
+from bal_tf.config import RunConfig
+from bal_tf.errors import InputError
+from bal_tf.io import atomic_path
+from bal_tf.run_dir import RunDir
+
+
+@dataclasses.dataclass
+class IdData:
+    """The ID splits of a run: training part, held-out part (selection / calibration), test."""
+
+    train: tf.data.Dataset
+    holdout: tf.data.Dataset
+    test: tf.data.Dataset
+    image_shape: tuple[int, int, int]
+    num_classes: int
+
+
+def load_id_data(config: RunConfig) -> IdData:
+    """Loads the ID dataset's splits, decoded and cached in memory, unbatched."""
+    name = config.data.id_dataset
+    num_classes = data.id_num_classes(name)
+    image_shape = data.dataset_spec(name).image_shape
+    train_split, holdout_split = data.train_holdout_splits(config.data.holdout_percent)
+    load = lambda split, limit=None: data.load_dataset(  # noqa: E731
+        name, split, data_dir=config.data.data_dir, limit=limit
+    ).cache()
+    return IdData(
+        train=load(train_split, config.classifier.max_train_examples),
+        holdout=load(holdout_split),
+        test=load("test"),
+        image_shape=image_shape,
+        num_classes=num_classes,
+    )
+
+
+def augment_crop_flip(image: tf.Tensor, seed: tf.Tensor, padding: int = 4) -> tf.Tensor:
+    """Random crop after zero-padding by ``padding`` pixels, and a random horizontal flip.
+
+    Stateless ops with a per-example seed, so the same run seed gives the same augmentations.
+    """
+    height, width, channels = image.shape
+    padded = tf.pad(image, [[padding, padding], [padding, padding], [0, 0]])
+    image = tf.image.stateless_random_crop(padded, (height, width, channels), seed=seed)
+    return tf.image.stateless_random_flip_left_right(image, seed=seed[::-1])
+
+
+def training_pipeline(
+    dataset: tf.data.Dataset, batch_size: int, seed: int, augment: bool
+) -> tf.data.Dataset:
+    dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
+    if augment:
+        seeds = tf.data.Dataset.random(seed=seed).batch(2)
+        dataset = tf.data.Dataset.zip(dataset, seeds).map(
+            lambda example, s: (augment_crop_flip(example[0], s), example[1]),
+            num_parallel_calls=tf.data.AUTOTUNE,
+        )
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def eval_pipeline(dataset: tf.data.Dataset, batch_size: int = 512) -> tf.data.Dataset:
+    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    lr = config.classifier.learning_rate
+    if config.classifier.lr_schedule == "cosine":
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config.classifier.epochs)
+    elif config.classifier.lr_schedule != "constant":
+        raise InputError(
+            f"classifier.lr_schedule must be cosine or constant. Received: {config.classifier.lr_schedule!r}"
+        )
+    return keras.optimizers.Adam(lr)
+
+
+def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = None,
+                     verbose: str | int = "auto", extra_callbacks=()) -> keras.Model:
+    """Trains (or resumes training) the classifier and saves ``RUN/classifier.keras``.
+
+    Args:
+        config: the run's config (data, backbone and ``classifier`` sections are used).
+        run: the run directory.
+        id_data: preloaded ID splits (default: loaded from the config).
+        verbose: Keras' ``fit`` verbosity (``"auto"`` shows a progress bar).
+        extra_callbacks: more Keras callbacks, run after the backup callback.
+
+    Returns:
+        The trained classifier (image -> logits).
+    """
+    keras.utils.set_random_seed(config.seed)
+    id_data = id_data or load_id_data(config)
+    augment = config.classifier.augment
+    if augment is None:
+        augment = id_data.image_shape[-1] == 3  # not for digits: a mirrored 2 is not a 2
+    train = training_pipeline(id_data.train, config.classifier.batch_size, config.seed, augment)
+    steps_per_epoch = int(train.cardinality())
+    if steps_per_epoch <= 0:
+        raise InputError(
+            f"The training split of {config.data.id_dataset!r} is empty or of unknown size "
+            f"(cardinality {steps_per_epoch}). Expected at least one batch."
+        )
+    model = build_classifier(config.backbone, id_data.image_shape, id_data.num_classes)
+    model.compile(
+        optimizer=build_optimizer(config, steps_per_epoch),
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+    )
+    backup_dir = run.stage1_dir / "backup"
+    checkpoints = run.stage1_dir / "checkpoints"
+    checkpoints.mkdir(parents=True, exist_ok=True)
+    callbacks = [
+        # delete_checkpoint=False: if the process dies after fit but before classifier.keras is
+        # written, the next run restores the final epoch instead of training again.
+        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
+        keras.callbacks.ModelCheckpoint(str(checkpoints / "epoch{epoch:03d}.keras")),
+        keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"),
+        *extra_callbacks,
+    ]
+    holdout = eval_pipeline(id_data.holdout)
+    has_holdout = int(id_data.holdout.cardinality()) != 0
+    start = time.time()
+    model.fit(
+        train,
+        epochs=config.classifier.epochs,
+        validation_data=holdout if has_holdout else None,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+    train_seconds = time.time() - start
+    test_loss, test_accuracy = model.evaluate(eval_pipeline(id_data.test), verbose=0)
+    metrics = {
+        "test_accuracy": float(test_accuracy),
+        "test_loss": float(test_loss),
+        "fit_seconds_this_process": round(train_seconds, 1),
+        "epochs": config.classifier.epochs,
+        "params": int(model.count_params()),
+    }
+    if has_holdout:
+        metrics["holdout_accuracy"] = float(model.evaluate(holdout, verbose=0)[1])
+    save_keras(model, run.classifier_path)
+    run.write_json("stage1/metrics.json", metrics)
+    shutil.rmtree(backup_dir, ignore_errors=True)
+    return model
+
+
+def save_keras(model: keras.Model, path: Path) -> None:
+    """Saves a ``.keras`` file atomically."""
+    with atomic_path(path) as tmp:
+        model.save(tmp)
+
+
+def load_classifier(path: str | Path) -> keras.Model:
+    """Loads a Keras classifier (``.keras``, safe mode on) with a clear error on bad files."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"Classifier file {path} does not exist.")
+    if path.suffix != ".keras":
+        raise InputError(f"Expected a Keras v3 `.keras` classifier file. Received: {path.name}")
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises a variety of zip / h5 / JSON errors
+        raise InputError(f"Could not load classifier {path}: {type(exc).__name__}: {exc}") from exc
+
+
+def accuracy(model: keras.Model, dataset: tf.data.Dataset) -> float:
+    correct = total = 0
+    for images, labels in eval_pipeline(dataset):
+        predictions = np.argmax(model(images, training=False), axis=-1)
+        correct += int(np.sum(predictions == labels.numpy()))
+        total += len(predictions)
+    return correct / max(total, 1)

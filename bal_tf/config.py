@@ -1,0 +1,385 @@
+"""Typed run configuration and named presets.
+
+A run is described by one :class:`RunConfig`, made of nested dataclasses. Named presets
+(``PRESETS``) give the paper-faithful settings (meant for a GPU) and narrower, shorter CPU
+variants (suffix ``-cpu``). The resolved config is written as ``config.json`` in every run
+directory, so any later command needs only the run directory.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import types
+import typing
+from pathlib import Path
+
+from bal_tf import errors
+
+
+@dataclasses.dataclass
+class DataConfig:
+    """Which in-distribution data the run uses.
+
+    Attributes:
+        id_dataset: ID dataset name (see ``bal_tf.data.DATASETS``).
+        data_dir: tfds data directory; ``None`` means tfds' default (``~/tensorflow_datasets``
+            or ``$TFDS_DATA_DIR``).
+        holdout_percent: share of the ID train split kept out of training. It is the held-out
+            ID data for model selection and threshold calibration: the test split is for
+            evaluation only.
+    """
+
+    id_dataset: str = "mnist"
+    data_dir: str | None = None
+    holdout_percent: int = 10
+
+
+@dataclasses.dataclass
+class BackboneConfig:
+    """The classifier H = head(h(x)).
+
+    Attributes:
+        arch: ``resnet18``, ``resnet34`` or ``densenet`` (DenseNet-BC-100, k=12).
+        width_multiplier: scales every convolution's channel count (1.0 = the paper's size).
+        feature_dim: if set, an extra Dense layer of this size becomes the penultimate layer
+            (the paper's Table 3 varies it from 2 to 1024; its Figure 4 uses 2 and 3).
+    """
+
+    arch: str = "resnet18"
+    width_multiplier: float = 1.0
+    feature_dim: int | None = None
+
+
+@dataclasses.dataclass
+class ClassifierTrainConfig:
+    """Stage 1: training the classifier with Adam and cross-entropy (paper Sec. 5.2).
+
+    Attributes:
+        epochs: the paper trains for 300.
+        batch_size: images per step.
+        learning_rate: Adam's initial learning rate.
+        lr_schedule: ``cosine`` (decay to 0 over the run) or ``constant``.
+        augment: random crop (4-pixel padding) + horizontal flip; ``None`` means on for the
+            32x32 RGB sets and off for the MNIST family (a flipped digit is another symbol).
+        max_train_examples: cap on the training examples (tests and smoke runs); ``None`` = all.
+    """
+
+    epochs: int = 300
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    lr_schedule: str = "cosine"
+    augment: bool | None = None
+    max_train_examples: int | None = None
+
+
+@dataclasses.dataclass
+class GANConfig:
+    """Stage 2: BAL's conditional GAN on cached features (paper Sec. 4, Algorithm 1).
+
+    The paper fixes lambda_c = 0.7 (Eq. 9) and lambda = 0.01 (Eq. 12) and leaves the rest
+    open; the defaults below are this project's choices, argued in docs/DESIGN.md.
+
+    Attributes:
+        epochs: passes over the cached training features.
+        batch_size: features per step; also the batch of the batch-wise box (Eqs. 4-5).
+        latent_dim: size of the generator's noise z.
+        generator_units / discriminator_units: hidden Dense widths of G and D (MLPs).
+        label_conditioning: how the class enters D: ``concat`` (one-hot appended to f) or
+            ``projection`` (Miyato & Koyama's projection discriminator).
+        generator_output: ``relu`` (features after ReLU + pooling are >= 0), ``linear``, or
+            ``auto`` (relu when every training feature is >= 0).
+        d_learning_rate / g_learning_rate / beta_1 / beta_2: Adam for D and G.
+        epsilon_mean / epsilon_std / epsilon_min / epsilon_max: the FGSM step on z (Eq. 7) is
+            drawn per sample from N(mean, std), clipped to [min, max].
+        lambda_c: weight of the trivial (uniform) negatives in L_u (Eq. 9; paper 0.7).
+        lambda_l1: weight of the L1 pull of G(z, c) to its nearest real feature of class c
+            (Eq. 12; paper 0.01).
+        hard_weight: weight of the hard OOD features G(z', c) as negatives in L_u.
+        use_vanilla_loss / use_shuffle_loss / use_uniform_loss: the terms L_t, L_s, L_u of L_d
+            (Eq. 11), switchable for the Table 1 ablation.
+        trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5) or ``gaussian`` (per-class
+            diagonal Gaussians fitted on the training features; Table 3's alternative).
+        generator_loss: ``saturating`` (Eq. 12 as written: minimize log(1 - D)) or
+            ``non_saturating`` (maximize log D, Goodfellow et al.'s usual fix).
+        selection: ``synthetic`` (keep the epoch that scores best on held-out ID features vs
+            synthetic OOD families, no real OOD data) or ``last``.
+        synthetic_families: the synthetic OOD families of the selection criterion.
+    """
+
+    epochs: int = 30
+    batch_size: int = 128
+    latent_dim: int = 64
+    generator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    discriminator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
+    label_conditioning: str = "concat"
+    generator_output: str = "auto"
+    d_learning_rate: float = 2e-4
+    g_learning_rate: float = 2e-4
+    beta_1: float = 0.5
+    beta_2: float = 0.999
+    epsilon_mean: float = 0.5
+    epsilon_std: float = 0.15
+    epsilon_min: float = 0.0
+    epsilon_max: float = 10.0
+    lambda_c: float = 0.7
+    lambda_l1: float = 0.01
+    hard_weight: float = 1.0
+    use_vanilla_loss: bool = True
+    use_shuffle_loss: bool = True
+    use_uniform_loss: bool = True
+    trivial_sampling: str = "uniform"
+    generator_loss: str = "saturating"
+    selection: str = "synthetic"
+    synthetic_families: list[str] = dataclasses.field(
+        default_factory=lambda: ["pixel_permutation", "patch_shuffle", "noise_blobs",
+                                 "uniform_features", "hard_features"]
+    )
+
+
+def paper_literal_gan() -> GANConfig:
+    """The most literal reading of the paper, plus the one public follow-up's choices.
+
+    Latent 100, Adam 2e-4 (0.5, 0.999), batch 128, eps ~ N(mean, 0.3 mean) clipped to
+    [0.01, 0.05], the last epoch kept (the paper describes no model selection).
+    """
+    return GANConfig(latent_dim=100, epsilon_mean=0.03, epsilon_std=0.009, epsilon_min=0.01,
+                     epsilon_max=0.05, selection="last")
+
+
+GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
+    "stable": GANConfig,
+    "paper_literal": paper_literal_gan,
+}
+
+
+@dataclasses.dataclass
+class RunConfig:
+    """Everything that defines one run."""
+
+    preset: str = "mnist-cpu"
+    seed: int = 0
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
+    classifier: ClassifierTrainConfig = dataclasses.field(default_factory=ClassifierTrainConfig)
+    gan: GANConfig = dataclasses.field(default_factory=GANConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, values: dict) -> "RunConfig":
+        return _from_dict(cls, values, path="")
+
+    def to_json(self, path: str | os.PathLike) -> None:
+        """Writes the config as JSON, atomically (a crash leaves the old file or none)."""
+        from bal_tf.io import atomic_write_text
+
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
+
+    @classmethod
+    def from_json(cls, path: str | os.PathLike) -> "RunConfig":
+        try:
+            values = json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise errors.ConfigError(
+                f"Config file {path} is not valid JSON ({exc}). Expected the config.json that "
+                "train.py writes in a run directory."
+            ) from exc
+        return cls.from_dict(values)
+
+    def with_overrides(self, overrides: list[str]) -> "RunConfig":
+        """Returns a copy with ``section.field=value`` overrides applied.
+
+        Example:
+            >>> cfg = get_preset("mnist-cpu").with_overrides(["classifier.epochs=1"])
+        """
+        values = self.to_dict()
+        for item in overrides:
+            if "=" not in item:
+                raise errors.ConfigError(
+                    f"Overrides look like section.field=value, e.g. classifier.epochs=3. "
+                    f"Received: {item!r}"
+                )
+            key, raw = item.split("=", 1)
+            target = values
+            parts = key.strip().split(".")
+            for part in parts[:-1]:
+                if not isinstance(target.get(part), dict):
+                    raise errors.ConfigError(f"Unknown config section {part!r} in override {item!r}.")
+                target = target[part]
+            if parts[-1] not in target:
+                raise errors.ConfigError(
+                    f"Unknown config field {key!r}. Known fields: {sorted(_field_paths(values))}"
+                )
+            target[parts[-1]] = json.loads(raw) if _looks_like_json(raw) else raw
+        return RunConfig.from_dict(values)
+
+
+def _looks_like_json(raw: str) -> bool:
+    try:
+        json.loads(raw)
+    except json.JSONDecodeError:
+        return False
+    return True
+
+
+def _field_paths(values: dict, prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in values.items():
+        if isinstance(value, dict):
+            paths.extend(_field_paths(value, f"{prefix}{key}."))
+        else:
+            paths.append(prefix + key)
+    return paths
+
+
+def _from_dict(cls, values: dict, path: str):
+    if not isinstance(values, dict):
+        raise errors.ConfigError(f"Config section {path or '<root>'} must be an object. Received: {values!r}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(values) - known
+    if unknown:
+        raise errors.ConfigError(
+            f"Unknown config field(s) {sorted(path + u for u in unknown)}; known: {sorted(known)}"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        kwargs[name] = _coerce(hints[name], value, f"{path}{name}")
+    return cls(**kwargs)
+
+
+def _coerce(hint, value, path):
+    """Checks (and, for int -> float, converts) a JSON value against a dataclass field type."""
+    if dataclasses.is_dataclass(hint):
+        return _from_dict(hint, value, path + ".")
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        errors_seen = []
+        for option in options:
+            if option is type(None):
+                continue
+            try:
+                return _coerce(option, value, path)
+            except errors.ConfigError as exc:
+                errors_seen.append(str(exc))
+        raise errors.ConfigError("; ".join(errors_seen))
+    if origin in (list, tuple):
+        (item_hint, *_) = typing.get_args(hint) or (typing.Any,)
+        if not isinstance(value, (list, tuple)):
+            raise errors.ConfigError(f"Config field {path} expects a list. Received: {value!r}")
+        return origin(_coerce(item_hint, v, path) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is typing.Any or (isinstance(hint, type) and isinstance(value, hint)
+                              and not (hint is int and isinstance(value, bool))):
+        return value
+    raise errors.ConfigError(
+        f"Config field {path} expects {getattr(hint, '__name__', hint)}. Received: {value!r}"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Presets. Paper-faithful: the paper's backbones and its 300 epochs (meant for a GPU).
+# CPU: narrower backbones and short schedules measured on 2 cores (see README).
+# ---------------------------------------------------------------------------------------------
+
+MNIST_FAMILY = ("mnist", "fashion_mnist")
+RGB_ID_SETS = ("cifar10", "cifar100", "svhn")
+
+
+def _paper(id_dataset: str, arch: str) -> RunConfig:
+    return RunConfig(
+        preset="",
+        data=DataConfig(id_dataset=id_dataset),
+        backbone=BackboneConfig(arch=arch, width_multiplier=1.0),
+        classifier=ClassifierTrainConfig(epochs=300, batch_size=128, learning_rate=1e-3),
+    )
+
+
+def _cpu(id_dataset: str, arch: str) -> RunConfig:
+    config = _paper(id_dataset, arch)
+    if id_dataset in MNIST_FAMILY:
+        # 1/4-width ResNet-18: ~80 s per MNIST epoch on 2 cores, >= 99% test accuracy in 4 epochs.
+        config.backbone.width_multiplier = 0.25
+        config.classifier.epochs = 4
+    else:
+        config.backbone.width_multiplier = 0.25 if arch.startswith("resnet") else 0.5
+        config.classifier.epochs = 15
+    return config
+
+
+def _build_presets() -> dict[str, typing.Callable[[], RunConfig]]:
+    presets = {}
+    for dataset in MNIST_FAMILY:
+        presets[dataset] = (dataset, "resnet18", _paper)
+        presets[f"{dataset}-cpu"] = (dataset, "resnet18", _cpu)
+    for dataset in RGB_ID_SETS:
+        for arch in ("resnet34", "densenet"):
+            presets[f"{dataset}-{arch}"] = (dataset, arch, _paper)
+            presets[f"{dataset}-{arch}-cpu"] = (dataset, arch, _cpu)
+
+    def make(name, dataset, arch, builder):
+        def preset() -> RunConfig:
+            config = builder(dataset, arch)
+            config.preset = name
+            return config
+
+        return preset
+
+    return {name: make(name, *spec) for name, spec in presets.items()}
+
+
+PRESETS: dict[str, typing.Callable[[], RunConfig]] = _build_presets()
+
+
+def get_preset(name: str) -> RunConfig:
+    """Returns a fresh copy of the named preset's config."""
+    if name not in PRESETS:
+        raise errors.ConfigError(f"Unknown preset {name!r}. Known presets: {sorted(PRESETS)}")
+    return PRESETS[name]()
+
+
+def gpu_available() -> bool:
+    import tensorflow as tf
+
+    return bool(tf.config.list_physical_devices("GPU"))
+
+
+def preset_name(id_dataset: str, arch: str | None = None, scale: str = "auto") -> str:
+    """Names the preset for an ID dataset, an architecture and a scale.
+
+    Args:
+        id_dataset: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` or ``svhn``.
+        arch: ``resnet18`` for the MNIST family (the paper's only choice there); ``resnet34``
+            (default) or ``densenet`` for the RGB sets.
+        scale: ``paper``, ``cpu``, or ``auto`` (paper on a machine with a GPU, cpu otherwise).
+    """
+    if scale not in ("auto", "paper", "cpu"):
+        raise errors.ConfigError(f"scale must be auto, paper or cpu. Received: scale={scale!r}")
+    if scale == "auto":
+        scale = "paper" if gpu_available() else "cpu"
+    if id_dataset in MNIST_FAMILY:
+        if arch not in (None, "resnet18"):
+            raise errors.ConfigError(
+                f"The paper uses ResNet-18 for {id_dataset}; presets exist only for it. "
+                f"Received: arch={arch!r} (use --set backbone.arch=... to override a preset)"
+            )
+        name = id_dataset
+    elif id_dataset in RGB_ID_SETS:
+        arch = arch or "resnet34"
+        if arch not in ("resnet34", "densenet"):
+            raise errors.ConfigError(
+                f"Presets for {id_dataset} use resnet34 or densenet. Received: arch={arch!r}"
+            )
+        name = f"{id_dataset}-{arch}"
+    else:
+        raise errors.ConfigError(
+            f"No preset for ID dataset {id_dataset!r}. Known: {list(MNIST_FAMILY + RGB_ID_SETS)}"
+        )
+    return name if scale == "paper" else f"{name}-cpu"

@@ -1,0 +1,25 @@
+"""ID and OOD data: tfds datasets, image folders, noise sets, offline provisioning."""
+
+from bal_tf.data.datasets import (
+    DATASETS,
+    MNIST_SHAPE,
+    NOISE_SETS,
+    RGB_SHAPE,
+    DatasetSpec,
+    convert_image,
+    dataset_spec,
+    ensure_prepared,
+    id_num_classes,
+    load_dataset,
+    load_image_folder,
+    noise_dataset,
+    to_numpy,
+    train_holdout_splits,
+)
+from bal_tf.data.idx import read_idx
+
+__all__ = [
+    "DATASETS", "MNIST_SHAPE", "NOISE_SETS", "RGB_SHAPE", "DatasetSpec", "convert_image",
+    "dataset_spec", "ensure_prepared", "id_num_classes", "load_dataset", "load_image_folder",
+    "noise_dataset", "read_idx", "to_numpy", "train_holdout_splits",
+]

@@ -1,0 +1,124 @@
+"""REM, Eq. 3: the frozen classifier's penultimate features f = h(x), extracted once and cached.
+
+BAL's GAN only ever sees features, so they are computed once per split and kept in
+``RUN/features/<split>.npz`` (plain arrays, loaded with ``allow_pickle=False``). The cache is
+keyed by the classifier file's SHA-256: a different classifier invalidates it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bal_tf.errors import InputError
+from bal_tf.io import atomic_path, atomic_write_text
+
+
+@dataclasses.dataclass
+class FeatureSet:
+    """Penultimate features, logits and labels of one split (labels are -1 for OOD sets)."""
+
+    features: np.ndarray  # [N, m] float32
+    logits: np.ndarray  # [N, K] float32
+    labels: np.ndarray  # [N] int64
+
+    def __post_init__(self):
+        n = len(self.features)
+        if self.features.ndim != 2 or self.logits.ndim != 2 or self.labels.shape != (n,) or len(self.logits) != n:
+            raise InputError(
+                "A FeatureSet needs features [N, m], logits [N, K] and labels [N]. Received: "
+                f"features {self.features.shape}, logits {self.logits.shape}, labels {self.labels.shape}"
+            )
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    @property
+    def predictions(self) -> np.ndarray:
+        return np.argmax(self.logits, axis=-1)
+
+    def save(self, path: str | Path) -> None:
+        with atomic_path(path) as tmp:
+            with open(tmp, "wb") as handle:
+                np.savez(handle, features=self.features, logits=self.logits, labels=self.labels)
+
+    @classmethod
+    def load(cls, path: str | Path) -> "FeatureSet":
+        try:
+            with np.load(path, allow_pickle=False) as arrays:
+                return cls(arrays["features"], arrays["logits"], arrays["labels"])
+        except (OSError, ValueError, KeyError) as exc:
+            raise InputError(f"Feature cache {path} is unreadable ({exc}); delete it to re-extract.") from exc
+
+    def subset(self, index) -> "FeatureSet":
+        return FeatureSet(self.features[index], self.logits[index], self.labels[index])
+
+
+def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch_size: int = 512,
+                     progress: bool = False, description: str = "features") -> FeatureSet:
+    """Runs ``image -> (features, logits)`` over an unbatched ``(image, label)`` dataset."""
+    from tqdm.auto import tqdm
+
+    @tf.function(reduce_retracing=True)
+    def forward(images):
+        return feature_model(tf.cast(images, tf.float32), training=False)
+
+    features, logits, labels = [], [], []
+    total = int(dataset.cardinality())
+    batches = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    with tqdm(total=total if total > 0 else None, desc=description, unit="img",
+              disable=not progress, leave=False) as bar:
+        for images, batch_labels in batches:
+            f, l = forward(images)
+            features.append(f.numpy())
+            logits.append(l.numpy())
+            labels.append(batch_labels.numpy())
+            bar.update(len(batch_labels))
+    if not features:
+        raise InputError("Cannot extract features from an empty dataset: expected at least one image.")
+    out = FeatureSet(
+        np.concatenate(features).astype(np.float32),
+        np.concatenate(logits).astype(np.float32),
+        np.concatenate(labels).astype(np.int64),
+    )
+    if not np.isfinite(out.features).all() or not np.isfinite(out.logits).all():
+        raise InputError("The classifier produced NaN or Inf features/logits; check its weights and inputs.")
+    return out
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+class FeatureCache:
+    """``RUN/features/``: one ``.npz`` per split, valid for one classifier file."""
+
+    def __init__(self, root: str | Path, classifier_path: str | Path):
+        self.root = Path(root)
+        self.classifier_sha256 = file_sha256(classifier_path)
+        meta = self.root / "meta.json"
+        if meta.is_file():
+            if json.loads(meta.read_text()).get("classifier_sha256") != self.classifier_sha256:
+                for stale in self.root.glob("*.npz"):
+                    stale.unlink()
+        self.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(meta, json.dumps({"classifier_sha256": self.classifier_sha256}) + "\n")
+
+    def get(self, split: str, make_dataset, feature_model: keras.Model, progress: bool = False) -> FeatureSet:
+        """Returns the cached features of ``split``, extracting them on the first call."""
+        path = self.root / f"{split}.npz"
+        if path.is_file():
+            return FeatureSet.load(path)
+        features = extract_features(feature_model, make_dataset(), progress=progress, description=split)
+        features.save(path)
+        return features

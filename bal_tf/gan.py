@@ -1,0 +1,256 @@
+"""RDM and Algorithm 1: the conditional generator G(z, c), the conditional discriminator D(f, c),
+and the Keras model whose ``train_step`` runs one D step then one G step.
+
+G and D are small MLPs (the paper: "only fully connected layers", Sec. 5.5). D outputs a logit;
+D(f, c) in the paper's notation is its sigmoid.
+"""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers, ops
+
+from bal_tf import losses, sampling
+from bal_tf.config import GANConfig
+from bal_tf.errors import ConfigError
+
+
+def build_generator(latent_dim: int, num_classes: int, feature_dim: int, units=(256, 256),
+                    output_activation: str = "relu") -> keras.Model:
+    """G(z, c): ``[z (latent_dim), class index] -> feature (feature_dim)``; c enters one-hot."""
+    z = keras.Input((latent_dim,), name="z")
+    label = keras.Input((), dtype="int32", name="label")
+    x = layers.Concatenate(name="z_and_label")([z, OneHot(num_classes, name="one_hot")(label)])
+    for i, width in enumerate(units):
+        x = layers.Dense(width, name=f"dense{i + 1}")(x)
+        x = layers.LeakyReLU(0.2, name=f"act{i + 1}")(x)
+    out = layers.Dense(feature_dim, activation=output_activation, name="feature")(x)
+    return keras.Model([z, label], out, name="generator")
+
+
+def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
+                        conditioning: str = "concat") -> keras.Model:
+    """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
+
+    conditioning:
+        ``concat``: the one-hot label is appended to f before the first layer (the simplest
+            cGAN form; best in 3/3 seeds of the feasibility run, see docs/DESIGN.md).
+        ``projection``: logit = w . phi(f) + embed(c) . phi(f) (Miyato & Koyama, 2018).
+    """
+    feature = keras.Input((feature_dim,), name="feature")
+    label = keras.Input((), dtype="int32", name="label")
+    if conditioning == "concat":
+        x = layers.Concatenate(name="feature_and_label")([feature, OneHot(num_classes, name="one_hot")(label)])
+    elif conditioning == "projection":
+        x = feature
+    else:
+        raise ConfigError(f"label_conditioning must be concat or projection. Received: {conditioning!r}")
+    for i, width in enumerate(units):
+        x = layers.Dense(width, name=f"dense{i + 1}")(x)
+        x = layers.LeakyReLU(0.2, name=f"act{i + 1}")(x)
+    logit = layers.Dense(1, name="logit")(x)
+    if conditioning == "projection":
+        embedded = layers.Embedding(num_classes, x.shape[-1], name="label_embedding")(label)
+        logit = layers.Add(name="projection")([logit, layers.Dot(axes=1)([embedded, x])])
+    logit = layers.Reshape((), name="squeeze")(logit)
+    return keras.Model([feature, label], logit, name="discriminator")
+
+
+@keras.saving.register_keras_serializable(package="bal_tf")
+class OneHot(layers.Layer):
+    """Class index -> one-hot vector (a named layer, so saved models load in safe mode)."""
+
+    def __init__(self, num_classes: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes = num_classes
+
+    def call(self, labels):
+        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+
+    def compute_output_shape(self, input_shape):
+        return (*input_shape, self.num_classes)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes}
+
+
+class BoundaryAwareGAN(keras.Model):
+    """BAL's conditional GAN on penultimate features (Algorithm 1, lines 1-14).
+
+    ``fit`` takes a dataset of ``(features, labels)`` batches. Each ``train_step``:
+
+    * D step (lines 3-9): the batch box (Eqs. 4-5) gives trivial OOD pairs; T gives shuffled
+      pairs (Eq. 8); G with an FGSM step on z gives hard OOD pairs (Eq. 7); D minimizes
+      L_d = L_t + L_s + L_u (Eq. 11).
+    * G step (lines 11-14): random labels, L_g of Eq. 12.
+
+    Args:
+        generator: ``[z, label] -> feature``.
+        discriminator: ``[feature, label] -> logit``.
+        num_classes: K.
+        config: the GAN section of the run config (losses, eps, lambdas, sampling).
+        class_means / class_stds: ``[K, m]`` statistics of the training features, used only when
+            ``config.trivial_sampling == "gaussian"``.
+        seed: seed of the model's own ``SeedGenerator``.
+    """
+
+    def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
+                 class_means=None, class_stds=None, seed: int = 0, **kwargs):
+        super().__init__(**kwargs)
+        self.generator = generator
+        self.discriminator = discriminator
+        self.num_classes = num_classes
+        self.gan_config = config
+        self.latent_dim = int(generator.inputs[0].shape[-1])
+        self.seed_generator = keras.random.SeedGenerator(seed)
+        if config.trivial_sampling not in ("uniform", "gaussian"):
+            raise ConfigError(f"trivial_sampling must be uniform or gaussian. Received: {config.trivial_sampling!r}")
+        if config.trivial_sampling == "gaussian":
+            if class_means is None or class_stds is None:
+                raise ConfigError("trivial_sampling='gaussian' needs class_means and class_stds.")
+            self.class_means = ops.convert_to_tensor(np.asarray(class_means, np.float32))
+            self.class_stds = ops.convert_to_tensor(np.asarray(class_stds, np.float32))
+        names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
+                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"]
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+
+    def compile(self, d_optimizer, g_optimizer, **kwargs):
+        super().compile(**kwargs)
+        self.d_optimizer = d_optimizer
+        self.g_optimizer = g_optimizer
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def call(self, inputs, training=False):
+        """D's logit for ``(features, labels)``: the model's inference is D."""
+        features, labels = inputs
+        return self.discriminator([features, labels], training=training)
+
+    def sample_latent(self, num_samples):
+        return keras.random.normal((num_samples, self.latent_dim), seed=self.seed_generator)
+
+    def sample_trivial(self, features):
+        """REM: trivial OOD pairs <f_hat, c_hat> (Sec. 4.1)."""
+        batch = ops.shape(features)[0]
+        labels = sampling.random_labels(batch, self.num_classes, self.seed_generator)
+        if self.gan_config.trivial_sampling == "uniform":
+            trivial = sampling.sample_uniform_box(features, batch, self.seed_generator)
+        else:
+            trivial = sampling.sample_class_gaussian(labels, self.class_means, self.class_stds, self.seed_generator)
+        return trivial, labels
+
+    def sample_hard(self, num_samples):
+        """RSM: hard OOD pairs <G(z', c), c> with z' from FGSM on the latent (Eq. 7)."""
+        cfg = self.gan_config
+        z = self.sample_latent(num_samples)
+        labels = sampling.random_labels(num_samples, self.num_classes, self.seed_generator)
+        eps = sampling.sample_epsilon(num_samples, cfg.epsilon_mean, cfg.epsilon_std,
+                                      cfg.epsilon_min, cfg.epsilon_max, self.seed_generator)
+        z_adv = sampling.fgsm_latent(self.generator, self.discriminator, z, labels, eps)
+        return z, z_adv, labels
+
+    def discriminator_loss(self, features, labels, training=True):
+        """L_d of Eq. 11 for one batch; returns the loss and its parts for the trackers."""
+        cfg = self.gan_config
+        batch = ops.shape(features)[0]
+        trivial, trivial_labels = self.sample_trivial(features)
+        shuffled_labels = sampling.shuffle_labels(labels, self.num_classes, self.seed_generator)
+        z, z_adv, g_labels = self.sample_hard(batch)
+        generated = self.generator([z, g_labels], training=False)
+        hard = self.generator([z_adv, g_labels], training=False)
+
+        D = lambda f, c: self.discriminator([f, c], training=training)  # noqa: E731
+        real_logits = D(features, labels)
+        shuffled_logits = D(features, shuffled_labels)
+        trivial_logits = D(trivial, trivial_labels)
+        generated_logits = D(generated, g_labels)
+        hard_logits = D(hard, g_labels)
+
+        l_t = losses.vanilla_loss(real_logits, generated_logits)
+        l_s = losses.shuffle_loss(real_logits, shuffled_logits)
+        l_u = losses.uniform_loss(real_logits, trivial_logits, hard_logits, cfg.lambda_c, cfg.hard_weight)
+        d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
+                  + float(cfg.use_uniform_loss) * l_u)
+        parts = {
+            "l_t": l_t, "l_s": l_s, "l_u": l_u,
+            "d_real": ops.mean(ops.sigmoid(real_logits)),
+            "d_shuffled": ops.mean(ops.sigmoid(shuffled_logits)),
+            "d_trivial": ops.mean(ops.sigmoid(trivial_logits)),
+            "d_generated": ops.mean(ops.sigmoid(generated_logits)),
+            "d_hard": ops.mean(ops.sigmoid(hard_logits)),
+        }
+        return d_loss, parts
+
+    def generator_objective(self, features, labels, training=True):
+        """L_g of Eq. 12 with random labels (Algorithm 1, lines 11-13)."""
+        cfg = self.gan_config
+        batch = ops.shape(features)[0]
+        z = self.sample_latent(batch)
+        g_labels = sampling.random_labels(batch, self.num_classes, self.seed_generator)
+        generated = self.generator([z, g_labels], training=training)
+        logits = self.discriminator([generated, g_labels], training=False)
+        l1 = losses.nearest_same_class_l1(generated, g_labels, features, labels)
+        return losses.generator_loss(logits, l1, cfg.lambda_l1, cfg.generator_loss) + (l1,)
+
+    def train_step(self, data):
+        features, labels = data
+        labels = ops.cast(labels, "int32")
+        with tf.GradientTape() as tape:
+            d_loss, parts = self.discriminator_loss(features, labels)
+        d_weights = self.discriminator.trainable_weights
+        self.d_optimizer.apply(tape.gradient(d_loss, d_weights), d_weights)
+
+        with tf.GradientTape() as tape:
+            g_loss, g_adversarial, g_l1 = self.generator_objective(features, labels)
+        g_weights = self.generator.trainable_weights
+        self.g_optimizer.apply(tape.gradient(g_loss, g_weights), g_weights)
+
+        values = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": g_adversarial, "g_l1": g_l1, **parts}
+        for name, value in values.items():
+            self.trackers[name].update_state(value)
+        return {m.name: m.result() for m in self.metrics}
+
+
+def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, train_labels: np.ndarray,
+             seed: int = 0) -> BoundaryAwareGAN:
+    """Builds and compiles BAL's GAN for features like ``train_features``."""
+    feature_dim = train_features.shape[-1]
+    output = config.generator_output
+    if output == "auto":
+        output = "relu" if float(np.min(train_features)) >= 0.0 else "linear"
+    if output not in ("relu", "linear"):
+        raise ConfigError(f"generator_output must be auto, relu or linear. Received: {output!r}")
+    if config.generator_loss not in ("saturating", "non_saturating"):
+        raise ConfigError(f"generator_loss must be saturating or non_saturating. Received: {config.generator_loss!r}")
+    keras.utils.set_random_seed(seed)
+    generator = build_generator(config.latent_dim, num_classes, feature_dim, config.generator_units, output)
+    discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
+                                        config.label_conditioning)
+    means = stds = None
+    if config.trivial_sampling == "gaussian":
+        means = np.stack([train_features[train_labels == c].mean(0) for c in range(num_classes)])
+        stds = np.stack([train_features[train_labels == c].std(0) for c in range(num_classes)])
+    gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, means, stds, seed=seed)
+    gan.compile(
+        d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
+        g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
+    )
+    return gan
+
+
+def feature_batches(features: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
+                    shuffle: bool = True) -> tf.data.Dataset:
+    """tf.data over cached features; every batch is one batch-wise box of Eqs. 4-5.
+
+    ``drop_remainder`` keeps the box computed over full batches (a 3-feature tail batch
+    would give a degenerate box).
+    """
+    dataset = tf.data.Dataset.from_tensor_slices((features.astype(np.float32), labels.astype(np.int32)))
+    if shuffle:
+        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
+    drop = len(features) >= batch_size
+    return dataset.batch(batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)

@@ -1,0 +1,85 @@
+"""RDM losses, Eqs. 8-12, on discriminator logits.
+
+D(f, c) = sigmoid(l) with l the discriminator's logit. Every ``log D`` and ``log(1 - D)`` is
+written through softplus, which is exact and never overflows:
+
+    -log D(f, c)      = -log sigmoid(l)     = softplus(-l)   ("this pair is ID")
+    -log(1 - D(f, c)) = -log(1 - sigmoid(l)) = softplus(l)   ("this pair is OOD")
+
+Reading of Eqs. 8 and 9. Taken literally, the negative terms ``+ E log D(f, T(c))`` (Eq. 8) and
+``+ lambda_c E log D(f_hat, c_hat)`` (Eq. 9) are minimized by driving D to 0, where log D has no
+lower bound: the loss diverges to -inf once D separates well. We use the bounded form that the
+paper's text describes ("identify these mismatch pairs as OOD", "treated as negative pairs"),
+the same one Eq. 10 uses for G's samples: the binary cross-entropy of an OOD target,
+-log(1 - D). The two forms push D in the same direction; only the bounded one converges.
+"""
+
+from __future__ import annotations
+
+from keras import ops
+
+
+def id_loss(logits):
+    """Mean of -log D over pairs that should be ID (target 1)."""
+    return ops.mean(ops.softplus(-logits))
+
+
+def ood_loss(logits):
+    """Mean of -log(1 - D) over pairs that should be OOD (target 0)."""
+    return ops.mean(ops.softplus(logits))
+
+
+def vanilla_loss(real_logits, generated_logits):
+    """L_t, Eq. 10: -E log D(f, c) - E log(1 - D(G(z), c)), the cGAN discriminator loss."""
+    return id_loss(real_logits) + ood_loss(generated_logits)
+
+
+def shuffle_loss(real_logits, shuffled_logits):
+    """L_s, Eq. 8: real features with a wrong label T(c) are OOD; with their own label, ID."""
+    return ood_loss(shuffled_logits) + id_loss(real_logits)
+
+
+def uniform_loss(real_logits, trivial_logits, hard_logits=None, lambda_c: float = 0.7,
+                 hard_weight: float = 1.0):
+    """L_u, Eq. 9: lambda_c-weighted trivial OOD pairs, plus the real pairs as ID.
+
+    The hard OOD features G(z', c) of RSM "introduce no conflicts, and they are treated as
+    negative OOD pairs for calculating uniform loss" (Sec. 4.3): they enter with ``hard_weight``
+    (1 by default), not lambda_c.
+    """
+    loss = lambda_c * ood_loss(trivial_logits) + id_loss(real_logits)
+    if hard_logits is not None:
+        loss = loss + hard_weight * ood_loss(hard_logits)
+    return loss
+
+
+def nearest_same_class_l1(generated, generated_labels, real, real_labels):
+    """min over f_c in M_c of ||f_c - G(z, c)||_1 (Eq. 12's regularizer), averaged over G(z, c).
+
+    M_c is approximated by the real features of class c in the current batch; a generated
+    feature whose class is absent from the batch contributes nothing.
+    """
+    distances = ops.sum(ops.abs(generated[:, None, :] - real[None, :, :]), axis=-1)  # [G, R]
+    same_class = ops.equal(ops.cast(generated_labels, "int32")[:, None],
+                           ops.cast(real_labels, "int32")[None, :])
+    large = ops.max(distances) + 1.0
+    nearest = ops.min(ops.where(same_class, distances, large), axis=1)
+    has_match = ops.cast(ops.any(same_class, axis=1), nearest.dtype)
+    return ops.sum(nearest * has_match) / ops.maximum(ops.sum(has_match), 1.0)
+
+
+def generator_loss(generated_logits, l1_distance, lambda_l1: float = 0.01,
+                   form: str = "saturating"):
+    """L_g, Eq. 12: E log(1 - D(G(z, c), c)) + lambda * min ||f_c - G(z, c)||_1.
+
+    ``saturating`` is Eq. 12 as written (log(1 - sigmoid(l)) = -softplus(l)).
+    ``non_saturating`` replaces the first term by -log D(G(z, c), c), the usual remedy for its
+    vanishing gradient when D rejects G's samples confidently.
+    """
+    if form == "saturating":
+        adversarial = -ops.mean(ops.softplus(generated_logits))
+    elif form == "non_saturating":
+        adversarial = id_loss(generated_logits)
+    else:
+        raise ValueError(f"form must be saturating or non_saturating. Received: form={form!r}")
+    return adversarial + lambda_l1 * l1_distance, adversarial

@@ -1,0 +1,177 @@
+"""The end-to-end training flow behind ``train.py``: config resolution, then the stages."""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+from pathlib import Path
+
+from bal_tf import config as config_lib
+from bal_tf.errors import BalError
+from bal_tf.run_dir import RunDir, open_run_dir
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="train.py",
+        description="Train a BAL OOD detector: stage 1 trains the classifier (or takes yours "
+        "with --classifier); stage 2 trains BAL's conditional GAN on its frozen penultimate "
+        "features. Everything lands in one run directory.",
+        epilog="Examples:\n"
+        "  python train.py --id mnist                      # offline default, CPU preset here\n"
+        "  python train.py --id cifar10 --arch densenet --scale paper\n"
+        "  python train.py --id mnist --set classifier.epochs=2 --run-dir runs/quick\n"
+        "  python train.py --id mnist --classifier my_model.keras --feature-layer penultimate\n"
+        "Watch it with: tensorboard --logdir RUN_DIR/logs",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--id", default="mnist", help="ID dataset: mnist, fashion_mnist, cifar10, "
+                        "cifar100 or svhn (default: mnist)")
+    parser.add_argument("--arch", help="resnet18 (MNIST family); resnet34 or densenet (RGB sets)")
+    parser.add_argument("--scale", default="auto", choices=["auto", "paper", "cpu"],
+                        help="paper-faithful preset or the narrower CPU preset; auto = paper "
+                        "with a GPU, cpu without (default: auto)")
+    parser.add_argument("--preset", help=f"a named preset instead of --id/--arch/--scale: "
+                        f"{', '.join(sorted(config_lib.PRESETS))}")
+    parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config field, e.g. --set classifier.epochs=3 (repeatable)")
+    parser.add_argument("--seed", type=int, help="random seed (default: the preset's, 0)")
+    parser.add_argument("--data-dir", help="tfds data dir (default: tfds' own / $TFDS_DATA_DIR)")
+    parser.add_argument("--run-dir", type=Path, help="where the run goes (default: runs/PRESET-seedN)")
+    parser.add_argument("--classifier", type=Path, help="your own trained Keras classifier "
+                        "(.keras); skips stage 1")
+    parser.add_argument("--feature-layer", help="name of its penultimate layer (default: the "
+                        "input of its last Dense layer)")
+    parser.add_argument("--stages", default="all", choices=["all", "classifier"],
+                        help="run every stage (default) or stop after the classifier")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    return parser
+
+
+def resolve_config(args: argparse.Namespace) -> config_lib.RunConfig:
+    """Builds the run config from a preset (or a JSON file) and the command-line overrides."""
+    if args.config:
+        config = config_lib.RunConfig.from_json(args.config)
+        source = f"config file {args.config}"
+    else:
+        name = args.preset or config_lib.preset_name(args.id, args.arch, args.scale)
+        config = config_lib.get_preset(name)
+        source = f"preset {name!r}"
+        if args.scale == "auto" and not args.preset:
+            source += " (no GPU found: CPU preset)" if name.endswith("-cpu") else " (GPU found)"
+    overrides = list(args.overrides)
+    if args.seed is not None:
+        overrides.append(f"seed={args.seed}")
+    if args.data_dir:
+        overrides.append(f"data.data_dir={args.data_dir}")
+    config = config.with_overrides(overrides)
+    print(f"bal-tf: using {source}" + (f" with overrides {overrides}" if overrides else ""))
+    return config
+
+
+def default_run_dir(config: config_lib.RunConfig) -> Path:
+    return Path("runs") / f"{config.preset or config.data.id_dataset}-seed{config.seed}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    try:
+        config = resolve_config(args)
+        run = open_run_dir(args.run_dir or default_run_dir(config), config)
+        print(f"bal-tf: run directory {run.root} (TensorBoard: tensorboard --logdir {run.logs_dir})")
+        run_stages(config, run, args)
+    except BalError as exc:
+        print(f"error: {exc}")
+        return 2
+    return 0
+
+
+def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespace) -> None:
+    from bal_tf import classifier as classifier_lib
+
+    verbose = 0 if args.quiet else "auto"
+    if args.classifier:
+        model = classifier_lib.load_classifier(args.classifier)
+        if not run.classifier_path.exists():
+            shutil.copyfile(args.classifier, run.classifier_path)
+        print(f"stage 1: using your classifier {args.classifier} ({model.count_params():,} params)")
+    elif run.classifier_path.exists():
+        print(f"stage 1: done already ({run.classifier_path}); skipping")
+    else:
+        print(f"stage 1: training {config.backbone.arch} x{config.backbone.width_multiplier} on "
+              f"{config.data.id_dataset} for {config.classifier.epochs} epochs")
+        classifier_lib.train_classifier(config, run, verbose=verbose)
+        metrics = run.stage1_dir / "metrics.json"
+        print(f"stage 1: done. {metrics.read_text().strip()}")
+    if args.stages == "classifier":
+        return
+    if run.detector_path.exists():
+        print(f"stage 2: done already ({run.detector_path}); skipping")
+        return
+    run_bal_stage(config, run, args.feature_layer, verbose=verbose)
+
+
+def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
+                    progress: bool = True):
+    """Returns ``(feature_model, {split: FeatureSet}, holdout_images)`` with features cached."""
+    import numpy as np
+    import tensorflow as tf
+
+    from bal_tf import classifier as classifier_lib
+    from bal_tf import data as data_lib
+    from bal_tf.backbones import feature_model as make_feature_model
+    from bal_tf import selection
+    from bal_tf.features import FeatureCache
+    from bal_tf.train_bal import SYNTHETIC_IMAGES_PER_FAMILY
+
+    classifier = classifier_lib.load_classifier(run.classifier_path)
+    features_of = make_feature_model(classifier, feature_layer)
+    cache = FeatureCache(run.features_dir, run.classifier_path)
+    id_data = classifier_lib.load_id_data(config)
+    splits = {split: cache.get(split, lambda split=split: getattr(id_data, split), features_of, progress)
+              for split in ("train", "holdout", "test")}
+    holdout_images = None
+    if len(splits["holdout"]):
+        holdout_images, _ = data_lib.to_numpy(id_data.holdout.take(SYNTHETIC_IMAGES_PER_FAMILY))
+    synthetic = {}
+    for family in config.gan.synthetic_families:
+        if family in selection.IMAGE_FAMILIES and holdout_images is not None:
+            def corrupted(family=family):
+                images = selection.synthetic_images(family, holdout_images, seed=config.seed)
+                return tf.data.Dataset.from_tensor_slices((images, np.full(len(images), -1, np.int64)))
+            synthetic[family] = cache.get(f"synthetic_{family}", corrupted, features_of, progress)
+    return features_of, splits, holdout_images, synthetic
+
+
+def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
+                  verbose="auto"):
+    """Stage 2: features (cached), the GAN with checkpoint selection, the detector."""
+    from bal_tf import selection
+    from bal_tf.classifier import save_keras
+    from bal_tf.detector import BALDetector
+    from bal_tf.train_bal import train_bal
+
+    print("stage 2: extracting penultimate features (cached in features/)")
+    features_of, splits, _, synthetic = cached_features(config, run, feature_layer, progress=verbose != 0)
+    selection_data = None
+    if len(splits["holdout"]):
+        selection_data = selection.SelectionData(
+            splits["holdout"].features, splits["holdout"].logits,
+            {k: (v.features, v.logits) for k, v in synthetic.items()}, config.gan.batch_size)
+    print(f"stage 2: training BAL's GAN on {len(splits['train'])} features of dimension "
+          f"{splits['train'].features.shape[1]} for {config.gan.epochs} epochs")
+    result = train_bal(
+        config.gan, features_of, splits["train"], selection_data=selection_data, seed=config.seed,
+        verbose=verbose, log_dir=str(run.logs_dir / "stage2"))
+    for name, model in (("generator_selected", result.gan.generator),
+                        ("discriminator_selected", result.discriminator),
+                        ("discriminator_last", result.last_discriminator)):
+        save_keras(model, run.bal_dir / f"{name}.keras")
+    run.write_json("bal/history.json", {"selected_epoch": result.selected_epoch, "epochs": result.history})
+    detector = BALDetector.from_parts(features_of, result.discriminator)
+    detector.save(run.detector_path)
+    best = result.history[result.selected_epoch - 1].get("selection_criterion")
+    print(f"stage 2: done. selected epoch {result.selected_epoch} of {config.gan.epochs}"
+          + (f" (selection criterion {best:.4f})" if best is not None else "")
+          + f"; detector saved to {run.detector_path}")

@@ -1,0 +1,141 @@
+"""Stage 2: train BAL's GAN on cached features, select a checkpoint, log everything.
+
+TensorBoard (``RUN/logs/stage2``): every loss term and D's mean output on real, shuffled,
+trivial, generated and hard features (per epoch), the selection criterion and its families,
+and histograms of D on each kind of feature.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bal_tf import selection
+from bal_tf.config import GANConfig
+from bal_tf.errors import ConfigError, InputError
+from bal_tf.features import FeatureSet, extract_features
+from bal_tf.gan import feature_batches, make_gan
+
+SYNTHETIC_IMAGES_PER_FAMILY = 2000
+
+
+@dataclasses.dataclass
+class BALResult:
+    gan: keras.Model
+    discriminator: keras.Model  # the selected one
+    last_discriminator: keras.Model
+    selected_epoch: int  # 1-based
+    history: list
+
+
+class SelectionCallback(keras.callbacks.Callback):
+    """Scores every epoch on held-out ID vs synthetic OOD and remembers the best weights."""
+
+    def __init__(self, data: selection.SelectionData | None, families, log_dir: str | None, seed: int):
+        super().__init__()
+        self.data = data
+        self.families = list(families)
+        self.seed = seed
+        self.writer = tf.summary.create_file_writer(str(Path(log_dir) / "histograms")) if log_dir else None
+        self.best = -np.inf
+        self.best_epoch = None
+        self.best_weights = None
+        self.history = []
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs if logs is not None else {}
+        record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        if self.data is not None:
+            aurocs, d_values = selection.selection_scores(self.model, self.data, self.families, seed=self.seed + epoch)
+            criterion = float(np.mean(list(aurocs.values())))
+            # Written into `logs`, so the TensorBoard callback after this one logs them too.
+            logs["selection_criterion"] = criterion
+            for family, value in aurocs.items():
+                logs[f"selection_{family}"] = value
+            record.update(selection_criterion=criterion, **{f"selection_{k}": v for k, v in aurocs.items()})
+            if self.writer is not None:
+                with self.writer.as_default(step=epoch + 1):
+                    for kind, values in d_values.items():
+                        tf.summary.histogram(f"D_on/{kind}", values)
+            if criterion > self.best:
+                self.best, self.best_epoch = criterion, epoch + 1
+                self.best_weights = (self.model.discriminator.get_weights(),
+                                     self.model.generator.get_weights())
+        for name, value in record.items():
+            if not np.isfinite(value):
+                self.model.stop_training = True
+                raise FloatingPointError(
+                    f"GAN training diverged at epoch {epoch + 1}: {name} = {value}. "
+                    "Lower the learning rates or the FGSM epsilon."
+                )
+        self.history.append(record)
+
+
+def build_selection_data(feature_model, holdout: FeatureSet, holdout_images: np.ndarray,
+                         families, batch_size: int, seed: int = 0) -> selection.SelectionData:
+    """Extracts the features of the synthetic image families (once per run)."""
+    image_families = {}
+    images = holdout_images[:SYNTHETIC_IMAGES_PER_FAMILY]
+    for family in families:
+        if family in selection.IMAGE_FAMILIES:
+            corrupted = selection.synthetic_images(family, images, seed=seed)
+            fs = extract_features(feature_model, tf.data.Dataset.from_tensor_slices(
+                (corrupted, np.full(len(corrupted), -1, np.int64))))
+            image_families[family] = (fs.features, fs.logits)
+    return selection.SelectionData(holdout.features, holdout.logits, image_families, batch_size)
+
+
+def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: FeatureSet | None = None,
+              holdout_images: np.ndarray | None = None, seed: int = 0, verbose="auto",
+              log_dir: str | None = None, selection_data: selection.SelectionData | None = None,
+              extra_callbacks=()) -> BALResult:
+    """Trains the GAN (Algorithm 1) and returns the selected and the last discriminator.
+
+    Args:
+        config: the GAN section of the run config.
+        feature_model: ``image -> (features, logits)`` (for the synthetic image families).
+        train: cached training features (the GAN's data).
+        holdout: cached held-out ID features (selection); ``None`` keeps the last epoch.
+        holdout_images: the held-out images behind ``holdout`` (for the image families).
+        selection_data: precomputed selection data (skips building it).
+    """
+    if len(train) < 2:
+        raise InputError(f"BAL needs at least 2 training features. Received: {len(train)}")
+    if not np.isfinite(train.features).all():
+        raise InputError("The training features contain NaN or Inf.")
+    if config.selection not in ("synthetic", "last"):
+        raise ConfigError(f"gan.selection must be synthetic or last. Received: {config.selection!r}")
+    num_classes = train.logits.shape[-1]
+    gan = make_gan(config, num_classes, train.features, train.labels, seed=seed)
+    if selection_data is None and holdout is not None and len(holdout) > 0:
+        families = list(config.synthetic_families)
+        if holdout_images is None:
+            families = [f for f in families if f in selection.FEATURE_FAMILIES]
+        selection_data = build_selection_data(feature_model, holdout, holdout_images, families,
+                                              config.batch_size, seed)
+    families = config.synthetic_families if selection_data is None else [
+        f for f in config.synthetic_families
+        if f in selection.FEATURE_FAMILIES or f in selection_data.image_families]
+    selector = SelectionCallback(selection_data, families, log_dir, seed)
+    callbacks = [selector, *extra_callbacks]
+    if log_dir:
+        callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
+    data = feature_batches(train.features, train.labels, config.batch_size, seed)
+    start = time.time()
+    gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    seconds = time.time() - start
+    last = keras.models.clone_model(gan.discriminator)
+    last.set_weights(gan.discriminator.get_weights())
+    selected_epoch = config.epochs
+    if config.selection == "synthetic" and selector.best_weights is not None:
+        selected_epoch = selector.best_epoch
+        gan.discriminator.set_weights(selector.best_weights[0])
+        gan.generator.set_weights(selector.best_weights[1])
+    for record in selector.history:
+        record["seconds_total"] = round(seconds, 2)
+    return BALResult(gan, gan.discriminator, last, selected_epoch, selector.history)

@@ -1,0 +1,56 @@
+import keras
+import numpy as np
+import pytest
+
+from bal_tf.backbones import build_classifier, feature_model
+from bal_tf.config import BackboneConfig
+from bal_tf.errors import ConfigError, InputError
+
+
+@pytest.mark.parametrize(
+    "arch,shape,expected_params",
+    [
+        ("resnet18", (32, 32, 3), 11.18e6),  # the CIFAR ResNet-18 figure everyone quotes
+        ("resnet18", (28, 28, 1), 11.18e6),
+        ("resnet34", (32, 32, 3), 21.30e6),
+        ("densenet", (32, 32, 3), 0.79e6),  # DenseNet-BC-100, k=12: "0.8M"
+    ],
+)
+def test_full_size_parameter_counts(arch, shape, expected_params):
+    model = build_classifier(BackboneConfig(arch, 1.0), shape, 10)
+    assert model.count_params() == pytest.approx(expected_params, rel=0.01)
+
+
+@pytest.mark.parametrize("arch,feature_size", [("resnet18", 128), ("resnet34", 128), ("densenet", 171)])
+def test_quarter_and_half_width_output_shapes(arch, feature_size):
+    width = 0.5 if arch == "densenet" else 0.25
+    shape = (32, 32, 3)
+    model = build_classifier(BackboneConfig(arch, width), shape, 7)
+    features, logits = feature_model(model)(np.zeros((2, *shape), np.float32))
+    assert features.shape == (2, feature_size) and logits.shape == (2, 7)
+
+
+def test_extra_feature_layer_sets_the_penultimate_size():
+    model = build_classifier(BackboneConfig("resnet18", 0.125, feature_dim=2), (28, 28, 1), 10)
+    features, logits = feature_model(model)(np.zeros((3, 28, 28, 1), np.float32))
+    assert features.shape == (3, 2) and logits.shape == (3, 10)
+    np.testing.assert_allclose(logits, model(np.zeros((3, 28, 28, 1), np.float32)), atol=1e-6)
+
+
+def test_user_softmax_classifier_gives_logits_and_named_layer():
+    inputs = keras.Input((6,))
+    hidden = keras.layers.Dense(5, activation="relu", name="penultimate")(inputs)
+    probs = keras.layers.Dense(3, activation="softmax")(hidden)
+    user_model = keras.Model(inputs, probs)
+    x = np.random.default_rng(0).normal(size=(4, 6)).astype("float32")
+    features, logits = feature_model(user_model)(x)
+    np.testing.assert_allclose(keras.ops.softmax(logits), user_model(x), atol=1e-6)
+    named, _ = feature_model(user_model, "penultimate")(x)
+    np.testing.assert_allclose(named, features)
+    with pytest.raises(InputError, match="no layer named 'nope'"):
+        feature_model(user_model, "nope")
+
+
+def test_unknown_arch():
+    with pytest.raises(ConfigError, match="Unknown arch 'vgg'"):
+        build_classifier(BackboneConfig("vgg"), (28, 28, 1), 10)

@@ -1,0 +1,56 @@
+import json
+
+import pytest
+
+from bal_tf import config as config_lib
+from bal_tf.errors import ConfigError
+
+
+@pytest.mark.parametrize("name", sorted(config_lib.PRESETS))
+def test_every_preset_round_trips_through_json(name, tmp_path):
+    config = config_lib.get_preset(name)
+    config.to_json(tmp_path / "config.json")
+    assert config_lib.RunConfig.from_json(tmp_path / "config.json") == config
+    assert config.preset == name
+
+
+def test_paper_presets_follow_the_paper():
+    mnist = config_lib.get_preset("mnist")
+    assert (mnist.backbone.arch, mnist.backbone.width_multiplier, mnist.classifier.epochs) == ("resnet18", 1.0, 300)
+    assert config_lib.get_preset("cifar10-densenet").backbone.arch == "densenet"
+    assert config_lib.get_preset("mnist-cpu").backbone.width_multiplier < 1.0
+
+
+def test_preset_names():
+    assert config_lib.preset_name("mnist", scale="cpu") == "mnist-cpu"
+    assert config_lib.preset_name("cifar10", "densenet", "paper") == "cifar10-densenet"
+    assert config_lib.preset_name("svhn", scale="paper") == "svhn-resnet34"
+    with pytest.raises(ConfigError, match="resnet34 or densenet"):
+        config_lib.preset_name("cifar10", "resnet18", "cpu")
+    with pytest.raises(ConfigError, match="No preset"):
+        config_lib.preset_name("imagenet", scale="cpu")
+    with pytest.raises(ConfigError, match="Unknown preset"):
+        config_lib.get_preset("mnist-tpu")
+
+
+def test_overrides_are_typed():
+    config = config_lib.get_preset("mnist-cpu").with_overrides(
+        ["classifier.epochs=2", "classifier.learning_rate=1", "backbone.feature_dim=2", "seed=5",
+         "data.data_dir=/tmp/x"]
+    )
+    assert config.classifier.epochs == 2
+    assert config.classifier.learning_rate == 1.0 and isinstance(config.classifier.learning_rate, float)
+    assert config.backbone.feature_dim == 2 and config.seed == 5 and config.data.data_dir == "/tmp/x"
+    with pytest.raises(ConfigError, match="Unknown config field 'classifier.epoch'"):
+        config_lib.get_preset("mnist-cpu").with_overrides(["classifier.epoch=2"])
+    with pytest.raises(ConfigError, match="expects int. Received: 'many'"):
+        config_lib.get_preset("mnist-cpu").with_overrides(["classifier.epochs=many"])
+
+
+def test_bad_json_is_reported(tmp_path):
+    (tmp_path / "c.json").write_text("{not json")
+    with pytest.raises(ConfigError, match="not valid JSON"):
+        config_lib.RunConfig.from_json(tmp_path / "c.json")
+    (tmp_path / "d.json").write_text(json.dumps({"sed": 1}))
+    with pytest.raises(ConfigError, match="Unknown config field"):
+        config_lib.RunConfig.from_json(tmp_path / "d.json")

@@ -1,0 +1,125 @@
+"""Stage 1 on a tiny MNIST subset with a narrow backbone: resume, CLI errors, mock CIFAR."""
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pytest
+import tensorflow_datasets as tfds
+
+from bal_tf import classifier as classifier_lib
+from bal_tf import pipeline
+from bal_tf.config import get_preset
+from bal_tf.errors import ConfigError
+from bal_tf.run_dir import open_run_dir
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = [
+    "backbone.width_multiplier=0.0625",
+    "classifier.max_train_examples=256",
+    "classifier.batch_size=64",
+    "data.holdout_percent=1",
+]
+
+
+def tiny_config(data_dir, epochs=2):
+    return get_preset("mnist-cpu").with_overrides(
+        TINY + [f"classifier.epochs={epochs}", f"data.data_dir={data_dir}"]
+    )
+
+
+class StopAfterEpoch(keras.callbacks.Callback):
+    """Simulates a crash at the end of an epoch, after the backup was written."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch == self.epoch:
+            raise KeyboardInterrupt("simulated interruption")
+
+
+class RecordEpochs(keras.callbacks.Callback):
+    def __init__(self):
+        super().__init__()
+        self.started = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.started.append(epoch)
+
+
+def test_training_resumes_after_an_interruption(provisioned_data_dir, tmp_path):
+    config = tiny_config(provisioned_data_dir, epochs=3)
+    run = open_run_dir(tmp_path / "run", config)
+    with pytest.raises(KeyboardInterrupt):
+        classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[StopAfterEpoch(0)])
+    assert not run.classifier_path.exists()
+    assert (run.stage1_dir / "backup").is_dir()
+
+    recorder = RecordEpochs()
+    model = classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[recorder])
+    assert recorder.started == [1, 2]  # epoch 0 was not trained again
+    assert run.classifier_path.is_file()
+    assert not (run.stage1_dir / "backup").exists()
+    metrics = json.loads((run.stage1_dir / "metrics.json").read_text())
+    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 3
+    reloaded = classifier_lib.load_classifier(run.classifier_path)
+    assert len(reloaded.weights) == len(model.weights)
+    assert sorted(p.name for p in (run.stage1_dir / "checkpoints").iterdir()) == [
+        "epoch001.keras", "epoch002.keras", "epoch003.keras"]
+
+
+def test_cli_trains_and_then_skips_a_finished_stage(provisioned_data_dir, tmp_path, capsys):
+    args = ["--id", "mnist", "--scale", "cpu", "--run-dir", str(tmp_path / "run"), "--quiet",
+            "--stages", "classifier", "--data-dir", provisioned_data_dir]
+    args += [a for item in TINY + ["classifier.epochs=1"] for a in ("--set", item)]
+    assert pipeline.main(args) == 0
+    out = capsys.readouterr().out
+    assert "preset 'mnist-cpu'" in out and "stage 1: done" in out
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert saved["classifier"]["epochs"] == 1 and saved["preset"] == "mnist-cpu"
+    assert pipeline.main(args) == 0
+    assert "skipping" in capsys.readouterr().out
+    # The same run dir with another config is refused, naming the difference.
+    assert pipeline.main(args + ["--set", "classifier.epochs=2"]) == 2
+    assert "classifier.epochs: 1 -> 2" in capsys.readouterr().out
+
+
+def test_run_dir_with_another_config_is_refused(tmp_path):
+    open_run_dir(tmp_path, get_preset("mnist-cpu"))
+    with pytest.raises(ConfigError, match="seed: 0 -> 1"):
+        open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["seed=1"]))
+
+
+def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
+    start = time.time()
+    result = subprocess.run(
+        [sys.executable, "train.py", "--id", "cifar10", "--arch", "densenet",
+         "--data-dir", str(tmp_path / "empty"), "--run-dir", str(tmp_path / "run")],
+        cwd=ROOT, capture_output=True, text=True, timeout=120,
+        env={**os.environ, "BAL_TF_ASSUME_ONLINE": "0"},
+    )
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Dataset 'cifar10'" in result.stdout and "not prepared" in result.stdout
+    assert "Epoch 1" not in result.stdout
+    assert time.time() - start < 90
+
+
+def test_cifar10_densenet_reaches_training_on_mock_data(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("BAL_TF_ASSUME_ONLINE", "1")  # as on a machine with internet access
+    args = ["--id", "cifar10", "--arch", "densenet", "--scale", "cpu", "--quiet",
+            "--run-dir", str(tmp_path / "run"), "--stages", "classifier",
+            "--data-dir", str(tmp_path / "tfds")]
+    for item in ["classifier.epochs=1", "classifier.batch_size=4", "classifier.max_train_examples=4",
+                 "backbone.width_multiplier=0.25"]:
+        args += ["--set", item]
+    with tfds.testing.mock_data(num_examples=8):
+        assert pipeline.main(args) == 0
+    out = capsys.readouterr().out
+    assert "preset 'cifar10-densenet-cpu'" in out and "training densenet" in out
+    assert (tmp_path / "run" / "classifier.keras").is_file()
