@@ -144,6 +144,7 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         validation_data=holdout if has_holdout else None,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
     )
     train_seconds = time.time() - start
     test_loss, test_accuracy = model.evaluate(eval_pipeline(id_data.test), verbose=0)

@@ -101,6 +101,8 @@ class GANConfig:
             (Eq. 11), switchable for the Table 1 ablation.
         trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5) or ``gaussian`` (per-class
             diagonal Gaussians fitted on the training features; Table 3's alternative).
+        box_margin: widen the uniform box by this fraction of its size on each side (0 = the
+            paper's box of Eqs. 4-5).
         generator_loss: ``saturating`` (Eq. 12 as written: minimize log(1 - D)) or
             ``non_saturating`` (maximize log D, Goodfellow et al.'s usual fix).
         selection: ``synthetic`` (keep the epoch that scores best on held-out ID features vs
@@ -130,11 +132,12 @@ class GANConfig:
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
     trivial_sampling: str = "uniform"
+    box_margin: float = 0.0
     generator_loss: str = "saturating"
     selection: str = "synthetic"
     synthetic_families: list[str] = dataclasses.field(
         default_factory=lambda: ["pixel_permutation", "patch_shuffle", "noise_blobs",
-                                 "uniform_features", "hard_features"]
+                                 "uniform_features", "perturbed_features"]
     )
 
 

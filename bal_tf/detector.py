@@ -25,11 +25,17 @@ from bal_tf.gan import OneHot  # noqa: F401  (registers the layer for loading)
 
 @keras.saving.register_keras_serializable(package="bal_tf")
 class PredictedClass(layers.Layer):
-    """logits -> (c = argmax, log p1 = log max softmax), stable for large logits."""
+    """logits -> (c = argmax, log p1 = log max softmax), exact even where p1 rounds to 1.
+
+    log p1 = -log1p(sum over j != c of exp(l_j - l_c)); ``log_softmax`` would return exactly 0
+    for every confident image (log(1 + 1e-18) in float32), tying them all.
+    """
 
     def call(self, logits):
-        log_probs = ops.log_softmax(logits, axis=-1)
-        return ops.cast(ops.argmax(logits, axis=-1), "int32"), ops.max(log_probs, axis=-1)
+        predicted = ops.argmax(logits, axis=-1)
+        top = ops.max(logits, axis=-1, keepdims=True)
+        others = ops.exp(logits - top) * (1.0 - ops.one_hot(predicted, ops.shape(logits)[-1]))
+        return ops.cast(predicted, "int32"), -ops.log1p(ops.sum(others, axis=-1))
 
     def compute_output_shape(self, input_shape):
         return input_shape[:-1], input_shape[:-1]

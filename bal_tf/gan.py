@@ -138,7 +138,7 @@ class BoundaryAwareGAN(keras.Model):
         batch = ops.shape(features)[0]
         labels = sampling.random_labels(batch, self.num_classes, self.seed_generator)
         if self.gan_config.trivial_sampling == "uniform":
-            trivial = sampling.sample_uniform_box(features, batch, self.seed_generator)
+            trivial = sampling.sample_uniform_box(features, batch, self.seed_generator, self.gan_config.box_margin)
         else:
             trivial = sampling.sample_class_gaussian(labels, self.class_means, self.class_stds, self.seed_generator)
         return trivial, labels
@@ -197,7 +197,7 @@ class BoundaryAwareGAN(keras.Model):
         return losses.generator_loss(logits, l1, cfg.lambda_l1, cfg.generator_loss) + (l1,)
 
     def train_step(self, data):
-        features, labels = data
+        features, labels = data[0], data[1]  # fit / train_on_batch may append sample weights
         labels = ops.cast(labels, "int32")
         with tf.GradientTape() as tape:
             d_loss, parts = self.discriminator_loss(features, labels)

@@ -22,10 +22,17 @@ def batch_bounds(features):
     return ops.min(features, axis=0), ops.max(features, axis=0)
 
 
-def sample_uniform_box(features, num_samples: int, seed):
-    """Trivial OOD features f_hat ~ U(a, b) in the batch-wise box of ``features`` (Eqs. 4-5)."""
+def sample_uniform_box(features, num_samples: int, seed, margin: float = 0.0):
+    """Trivial OOD features f_hat ~ U(a, b) in the batch-wise box of ``features`` (Eqs. 4-5).
+
+    ``margin`` widens the box by that fraction of its size on each side (0 = the paper's box):
+    without it, nothing teaches D about the space outside the box, where OOD features can fall.
+    """
+    features = ops.convert_to_tensor(features)
     low, high = batch_bounds(features)
-    unit = keras.random.uniform((num_samples, ops.shape(features)[-1]), seed=seed)
+    if margin:
+        low, high = low - margin * (high - low), high + margin * (high - low)
+    unit = keras.random.uniform((num_samples, ops.shape(features)[-1]), seed=seed, dtype=features.dtype)
     return low + unit * (high - low)
 
 

@@ -8,9 +8,12 @@ with several synthetic OOD families, and the epoch with the best mean AUROC is k
   ``pixel_permutation`` (every pixel moved: the intensity histogram survives, the shape not),
   ``patch_shuffle`` (a 4x4 grid of patches shuffled: local strokes survive, layout not),
   ``noise_blobs`` (blurred uniform noise stretched to [0, 255]: smooth blobs, no strokes);
-* feature-space samples of BAL's own samplers, scored with p2 = D(f, c):
-  ``uniform_features`` (the batch box of Eqs. 4-5 over held-out features) and
-  ``hard_features`` (the current G(z', c) of Eq. 7).
+* feature-space samples, scored with p2 = D(f, c):
+  ``uniform_features`` (the batch box of Eqs. 4-5 over held-out features, BAL's own sampler),
+  ``perturbed_features`` (held-out features plus Gaussian noise of one per-dimension standard
+  deviation: near-manifold negatives, like RSM's but from a fixed distribution) and
+  ``hard_features`` (the current G(z', c) of Eq. 7). ``hard_features`` gets harder as G
+  improves, which biases the criterion towards early epochs; it is not a default family.
 
 Several families are used because one family alone picked checkpoints that did not carry over
 to other OOD types in the feasibility run.
@@ -27,7 +30,7 @@ from bal_tf import metrics
 from bal_tf.errors import ConfigError
 
 IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
-FEATURE_FAMILIES = ("uniform_features", "hard_features")
+FEATURE_FAMILIES = ("uniform_features", "perturbed_features", "hard_features")
 
 
 def pixel_permutation(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -75,9 +78,12 @@ def synthetic_images(family: str, images: np.ndarray, seed: int = 0) -> np.ndarr
 
 
 def log_p1(logits: np.ndarray) -> np.ndarray:
-    """log max softmax, computed stably."""
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    return -np.log(np.exp(shifted).sum(axis=-1))
+    """log max softmax, as in the detector: -log1p(sum over j != c of exp(l_j - l_c))."""
+    logits = np.asarray(logits, np.float64)
+    top = np.argmax(logits, axis=-1)
+    shifted = np.exp(logits - np.take_along_axis(logits, top[:, None], axis=-1))
+    shifted[np.arange(len(logits)), top] = 0.0
+    return -np.log1p(shifted.sum(axis=-1))
 
 
 def d_logits(discriminator, features: np.ndarray, labels: np.ndarray, batch_size: int = 4096) -> np.ndarray:
@@ -104,12 +110,14 @@ class SelectionData:
     batch_size: int = 128
 
 
-def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
+def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Generator,
+                        margin: float = 0.0) -> np.ndarray:
     """Batch-wise box samples (Eqs. 4-5) over consecutive batches of ``features``."""
     out = []
     for i in range(0, len(features), batch_size):
         batch = features[i : i + batch_size]
         low, high = batch.min(axis=0), batch.max(axis=0)
+        low, high = low - margin * (high - low), high + margin * (high - low)
         out.append(low + rng.uniform(size=batch.shape).astype(np.float32) * (high - low))
     return np.concatenate(out)
 
@@ -134,9 +142,15 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
             aurocs[family] = metrics.auroc(id_log_score, ood)
             d_values[family] = np.exp(ood - log_p1(logits))
         elif family == "uniform_features":
-            samples = uniform_box_samples(data.id_features, data.batch_size, rng)
+            samples = uniform_box_samples(data.id_features, data.batch_size, rng, gan.gan_config.box_margin)
             labels = rng.integers(0, gan.num_classes, len(samples))
             logit = d_logits(discriminator, samples, labels)
+            aurocs[family] = metrics.auroc(id_logit, logit)
+            d_values[family] = _sigmoid(logit)
+        elif family == "perturbed_features":
+            scale = data.id_features.std(axis=0, keepdims=True)
+            samples = (data.id_features + scale * rng.normal(size=data.id_features.shape)).astype(np.float32)
+            logit = d_logits(discriminator, samples, id_predicted)
             aurocs[family] = metrics.auroc(id_logit, logit)
             d_values[family] = _sigmoid(logit)
         elif family == "hard_features":

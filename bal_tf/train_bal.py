@@ -127,7 +127,7 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
         callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     data = feature_batches(train.features, train.labels, config.batch_size, seed)
     start = time.time()
-    gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose)
+    gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.time() - start
     last = keras.models.clone_model(gan.discriminator)
     last.set_weights(gan.discriminator.get_weights())

@@ -1,0 +1,164 @@
+"""REM / RSM / RDM pieces on tiny tensors: sampling, FGSM, losses, one train_step."""
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bal_tf import losses, sampling
+from bal_tf.config import GANConfig
+from bal_tf.gan import build_discriminator, build_generator, feature_batches, make_gan
+
+RNG = np.random.default_rng(0)
+
+
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def test_uniform_samples_lie_inside_the_batch_box():
+    features = RNG.normal(size=(32, 6)).astype("float32") * np.arange(1, 7)
+    samples = np.asarray(sampling.sample_uniform_box(features, 5000, keras.random.SeedGenerator(1)))
+    low, high = features.min(0), features.max(0)
+    assert samples.shape == (5000, 6)
+    assert (samples >= low - 1e-6).all() and (samples <= high + 1e-6).all()
+    # and they fill it: every dimension spans most of its range
+    assert ((samples.max(0) - samples.min(0)) > 0.95 * (high - low)).all()
+
+
+def test_batch_bounds_are_eqs_4_and_5():
+    features = np.array([[1.0, -2.0], [3.0, 5.0], [-1.0, 0.0]], np.float32)
+    low, high = sampling.batch_bounds(features)
+    np.testing.assert_array_equal(low, [-1.0, -2.0])
+    np.testing.assert_array_equal(high, [3.0, 5.0])
+
+
+@pytest.mark.parametrize("num_classes", [2, 3, 10])
+def test_shuffled_labels_never_equal_the_true_ones(num_classes):
+    labels = np.tile(np.arange(num_classes), 500).astype("int32")
+    seed = keras.random.SeedGenerator(3)
+    for _ in range(5):
+        shuffled = np.asarray(sampling.shuffle_labels(labels, num_classes, seed))
+        assert (shuffled != labels).all()
+        assert shuffled.min() >= 0 and shuffled.max() < num_classes
+    if num_classes > 2:  # every wrong label occurs
+        assert len(np.unique(shuffled[labels == 0])) == num_classes - 1
+
+
+def test_epsilon_is_clipped_gaussian():
+    eps = np.asarray(sampling.sample_epsilon(20000, 0.5, 0.15, 0.1, 0.8, keras.random.SeedGenerator(0)))
+    assert eps.shape == (20000, 1) and eps.min() >= 0.1 and eps.max() <= 0.8
+    assert abs(eps.mean() - 0.5) < 0.01
+
+
+def test_fgsm_lowers_d_on_average():
+    keras.utils.set_random_seed(0)
+    generator = build_generator(8, 3, 5, (16,), "linear")
+    discriminator = build_discriminator(5, 3, (16,))
+    z = tf.random.normal((512, 8))
+    labels = tf.constant(RNG.integers(0, 3, 512), tf.int32)
+    z_adv = sampling.fgsm_latent(generator, discriminator, z, labels, 0.1)
+    before = discriminator([generator([z, labels]), labels])
+    after = discriminator([generator([z_adv, labels]), labels])
+    assert float(tf.reduce_mean(after)) < float(tf.reduce_mean(before))
+    assert float(tf.reduce_mean(tf.cast(after < before, tf.float32))) > 0.9
+    np.testing.assert_allclose(np.abs(z_adv - z), 0.1, rtol=1e-5)  # a sign step of size eps
+
+
+# ----------------------------------------------------------------- losses by hand ----
+
+REAL = np.array([2.0, -1.0], np.float32)
+SHUFFLED = np.array([0.5, -3.0], np.float32)
+TRIVIAL = np.array([-2.0, 1.0], np.float32)
+GENERATED = np.array([0.0, 4.0], np.float32)
+HARD = np.array([1.0, -1.0], np.float32)
+
+
+def test_vanilla_loss_eq10():
+    # -E log sigmoid(real) - E log(1 - sigmoid(generated))
+    expected = np.mean(softplus(-REAL)) + np.mean(softplus(GENERATED))
+    assert float(losses.vanilla_loss(REAL, GENERATED)) == pytest.approx(expected, rel=1e-6)
+    sig = 1 / (1 + np.exp(-REAL))
+    assert float(losses.id_loss(REAL)) == pytest.approx(-np.mean(np.log(sig)), rel=1e-6)
+
+
+def test_shuffle_loss_eq8():
+    expected = np.mean(-np.log(1 - 1 / (1 + np.exp(-SHUFFLED)))) + np.mean(-np.log(1 / (1 + np.exp(-REAL))))
+    assert float(losses.shuffle_loss(REAL, SHUFFLED)) == pytest.approx(expected, rel=1e-6)
+
+
+def test_uniform_loss_eq9_with_hard_negatives():
+    expected = 0.7 * np.mean(softplus(TRIVIAL)) + np.mean(softplus(-REAL)) + 1.0 * np.mean(softplus(HARD))
+    assert float(losses.uniform_loss(REAL, TRIVIAL, HARD, 0.7, 1.0)) == pytest.approx(expected, rel=1e-6)
+    without_hard = 0.3 * np.mean(softplus(TRIVIAL)) + np.mean(softplus(-REAL))
+    assert float(losses.uniform_loss(REAL, TRIVIAL, None, 0.3)) == pytest.approx(without_hard, rel=1e-6)
+
+
+def test_losses_stay_finite_for_huge_logits():
+    huge = np.array([1e4, -1e4], np.float32)
+    for value in (losses.vanilla_loss(huge, huge), losses.shuffle_loss(huge, huge),
+                  losses.uniform_loss(huge, huge, huge)):
+        assert np.isfinite(float(value))
+
+
+def test_nearest_same_class_l1_eq12():
+    generated = np.array([[0.0, 0.0], [5.0, 5.0], [9.0, 9.0]], np.float32)
+    g_labels = np.array([0, 1, 2], np.int32)
+    real = np.array([[1.0, 1.0], [0.0, 3.0], [4.0, 4.0], [100.0, 100.0]], np.float32)
+    r_labels = np.array([0, 0, 1, 0], np.int32)
+    # class 0: nearest of (1,1),(0,3),(100,100) to (0,0) is L1 2; class 1: (4,4) to (5,5) is 2;
+    # class 2 has no real feature in the batch and is left out.
+    value = losses.nearest_same_class_l1(generated, g_labels, real, r_labels)
+    assert float(value) == pytest.approx(2.0)
+
+
+def test_generator_loss_eq12():
+    l1 = np.float32(3.0)
+    total, adversarial = losses.generator_loss(GENERATED, l1, 0.01, "saturating")
+    expected_adv = np.mean(np.log(1 - 1 / (1 + np.exp(-GENERATED))))
+    assert float(adversarial) == pytest.approx(expected_adv, rel=1e-5)
+    assert float(total) == pytest.approx(expected_adv + 0.03, rel=1e-5)
+    _, non_saturating = losses.generator_loss(GENERATED, l1, 0.01, "non_saturating")
+    assert float(non_saturating) == pytest.approx(np.mean(softplus(-GENERATED)), rel=1e-6)
+
+
+# ------------------------------------------------------------------- train_step ----
+
+def tiny_features(n=256, dim=6, classes=3, seed=0):
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, n)
+    centers = rng.normal(0, 3, (classes, dim))
+    features = np.abs(centers[labels] + rng.normal(0, 0.3, (n, dim))).astype("float32")
+    return features, labels
+
+
+@pytest.mark.parametrize("overrides", [{}, {"label_conditioning": "projection"},
+                                       {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"}])
+def test_one_train_step_changes_d_and_g(overrides):
+    features, labels = tiny_features()
+    config = GANConfig(latent_dim=4, generator_units=[16], discriminator_units=[16], **overrides)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    d_before = [w.numpy().copy() for w in gan.discriminator.trainable_weights]
+    g_before = [w.numpy().copy() for w in gan.generator.trainable_weights]
+    logs = gan.train_on_batch(features[:32], labels[:32].astype("int32"), return_dict=True)
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
+    assert all(not np.allclose(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
+    expected = {"d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
+                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"}
+    assert set(logs) == expected
+    assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_loss_switches_drop_terms():
+    features, labels = tiny_features()
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8],
+                       use_vanilla_loss=False, use_shuffle_loss=False, use_uniform_loss=True)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    logs = gan.train_on_batch(features[:32], labels[:32].astype("int32"), return_dict=True)
+    assert logs["d_loss"] == pytest.approx(logs["l_u"], rel=1e-5)
+
+
+def test_feature_batches_use_full_boxes():
+    features, labels = tiny_features(n=300)
+    batches = list(feature_batches(features, labels, 128, seed=0))
+    assert [len(b[0]) for b in batches] == [128, 128]
