@@ -103,6 +103,8 @@ class GANConfig:
             diagonal Gaussians fitted on the training features; Table 3's alternative).
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
             paper's box of Eqs. 4-5).
+        d_ema_decay: if > 0, score and select with an exponential moving average of D's
+            weights (this decay per step); 0 scores with D itself.
         generator_loss: ``saturating`` (Eq. 12 as written: minimize log(1 - D)) or
             ``non_saturating`` (maximize log D, Goodfellow et al.'s usual fix).
         selection: ``synthetic`` (keep the epoch that scores best on held-out ID features vs
@@ -133,6 +135,7 @@ class GANConfig:
     use_uniform_loss: bool = True
     trivial_sampling: str = "uniform"
     box_margin: float = 0.0
+    d_ema_decay: float = 0.999
     generator_loss: str = "saturating"
     selection: str = "synthetic"
     synthetic_families: list[str] = dataclasses.field(
@@ -148,7 +151,7 @@ def paper_literal_gan() -> GANConfig:
     [0.01, 0.05], the last epoch kept (the paper describes no model selection).
     """
     return GANConfig(latent_dim=100, epsilon_mean=0.03, epsilon_std=0.009, epsilon_min=0.01,
-                     epsilon_max=0.05, selection="last")
+                     epsilon_max=0.05, selection="last", d_ema_decay=0.0)
 
 
 GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {

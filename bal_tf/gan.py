@@ -112,6 +112,14 @@ class BoundaryAwareGAN(keras.Model):
                 raise ConfigError("trivial_sampling='gaussian' needs class_means and class_stds.")
             self.class_means = ops.convert_to_tensor(np.asarray(class_means, np.float32))
             self.class_stds = ops.convert_to_tensor(np.asarray(class_stds, np.float32))
+        self.ema_discriminator = None
+        if config.d_ema_decay > 0:
+            # Polyak averaging of D's weights: the GAN game makes D's response off the data
+            # manifold swing from step to step; the average is what gets scored and selected.
+            self.ema_discriminator = keras.models.clone_model(discriminator)
+            self.ema_discriminator.set_weights(discriminator.get_weights())
+            for weight in self.ema_discriminator.weights:
+                weight.trainable = False
         names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
                  "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
@@ -124,6 +132,16 @@ class BoundaryAwareGAN(keras.Model):
     @property
     def metrics(self):
         return list(self.trackers.values())
+
+    @property
+    def scoring_discriminator(self):
+        """The D used for scoring: the weight average if ``d_ema_decay`` > 0, else D itself."""
+        return self.ema_discriminator if self.ema_discriminator is not None else self.discriminator
+
+    def update_ema(self):
+        decay = self.gan_config.d_ema_decay
+        for average, weight in zip(self.ema_discriminator.weights, self.discriminator.weights):
+            average.assign(decay * average + (1.0 - decay) * weight)
 
     def call(self, inputs, training=False):
         """D's logit for ``(features, labels)``: the model's inference is D."""
@@ -203,6 +221,8 @@ class BoundaryAwareGAN(keras.Model):
             d_loss, parts = self.discriminator_loss(features, labels)
         d_weights = self.discriminator.trainable_weights
         self.d_optimizer.apply(tape.gradient(d_loss, d_weights), d_weights)
+        if self.ema_discriminator is not None:
+            self.update_ema()
 
         with tf.GradientTape() as tape:
             g_loss, g_adversarial, g_l1 = self.generator_objective(features, labels)

@@ -33,6 +33,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         "with a GPU, cpu without (default: auto)")
     parser.add_argument("--preset", help=f"a named preset instead of --id/--arch/--scale: "
                         f"{', '.join(sorted(config_lib.PRESETS))}")
+    parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
+                        help="BAL GAN settings: 'stable' (default: EMA of D, checkpoint selection "
+                        "on synthetic OOD) or 'paper_literal' (last epoch, small FGSM steps)")
     parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set classifier.epochs=3 (repeatable)")
@@ -60,6 +63,9 @@ def resolve_config(args: argparse.Namespace) -> config_lib.RunConfig:
         source = f"preset {name!r}"
         if args.scale == "auto" and not args.preset:
             source += " (no GPU found: CPU preset)" if name.endswith("-cpu") else " (GPU found)"
+    if args.gan_preset:
+        config.gan = config_lib.GAN_PRESETS[args.gan_preset]()
+        source += f", GAN preset {args.gan_preset!r}"
     overrides = list(args.overrides)
     if args.seed is not None:
         overrides.append(f"seed={args.seed}")
@@ -92,7 +98,18 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
 
     verbose = 0 if args.quiet else "auto"
     if args.classifier:
+        from bal_tf.backbones import find_feature_layer
+        from bal_tf.data import dataset_spec
+        from bal_tf.errors import InputError
+
         model = classifier_lib.load_classifier(args.classifier)
+        expected = dataset_spec(config.data.id_dataset).image_shape
+        if tuple(model.input_shape[1:]) != tuple(expected):
+            raise InputError(
+                f"Your classifier takes inputs of shape {tuple(model.input_shape[1:])}, but "
+                f"{config.data.id_dataset} images are {tuple(expected)} (H, W, C)."
+            )
+        find_feature_layer(model, args.feature_layer)  # fail now, not after loading the data
         if not run.classifier_path.exists():
             shutil.copyfile(args.classifier, run.classifier_path)
         print(f"stage 1: using your classifier {args.classifier} ({model.count_params():,} params)")
@@ -114,7 +131,11 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
 
 def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
                     progress: bool = True):
-    """Returns ``(feature_model, {split: FeatureSet}, holdout_images)`` with features cached."""
+    """Returns ``(feature_model, {split: FeatureSet}, holdout_images, {family: FeatureSet})``.
+
+    Features of the ID splits and of the synthetic selection families are cached in
+    ``RUN/features/``; only missing ones are extracted.
+    """
     import numpy as np
     import tensorflow as tf
 
@@ -133,7 +154,10 @@ def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: st
               for split in ("train", "holdout", "test")}
     holdout_images = None
     if len(splits["holdout"]):
-        holdout_images, _ = data_lib.to_numpy(id_data.holdout.take(SYNTHETIC_IMAGES_PER_FAMILY))
+        _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
+        holdout_images, _ = data_lib.to_numpy(data_lib.load_dataset(
+            config.data.id_dataset, holdout_split, data_dir=config.data.data_dir,
+            limit=SYNTHETIC_IMAGES_PER_FAMILY))
     synthetic = {}
     for family in config.gan.synthetic_families:
         if family in selection.IMAGE_FAMILIES and holdout_images is not None:

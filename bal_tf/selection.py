@@ -130,7 +130,7 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
         TensorBoard histograms).
     """
     rng = np.random.default_rng(seed)
-    discriminator = gan.discriminator
+    discriminator = gan.scoring_discriminator
     id_predicted = np.argmax(data.id_logits, axis=-1)
     id_logit = d_logits(discriminator, data.id_features, id_predicted)
     id_log_score = log_p1(data.id_logits) - np.logaddexp(0.0, -id_logit)

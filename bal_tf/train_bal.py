@@ -64,7 +64,7 @@ class SelectionCallback(keras.callbacks.Callback):
                         tf.summary.histogram(f"D_on/{kind}", values)
             if criterion > self.best:
                 self.best, self.best_epoch = criterion, epoch + 1
-                self.best_weights = (self.model.discriminator.get_weights(),
+                self.best_weights = (self.model.scoring_discriminator.get_weights(),
                                      self.model.generator.get_weights())
         for name, value in record.items():
             if not np.isfinite(value):
@@ -129,13 +129,14 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
     start = time.time()
     gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.time() - start
-    last = keras.models.clone_model(gan.discriminator)
-    last.set_weights(gan.discriminator.get_weights())
+    scoring = gan.scoring_discriminator
+    last = keras.models.clone_model(scoring)
+    last.set_weights(scoring.get_weights())
     selected_epoch = config.epochs
     if config.selection == "synthetic" and selector.best_weights is not None:
         selected_epoch = selector.best_epoch
-        gan.discriminator.set_weights(selector.best_weights[0])
+        scoring.set_weights(selector.best_weights[0])
         gan.generator.set_weights(selector.best_weights[1])
     for record in selector.history:
         record["seconds_total"] = round(seconds, 2)
-    return BALResult(gan, gan.discriminator, last, selected_epoch, selector.history)
+    return BALResult(gan, scoring, last, selected_epoch, selector.history)

@@ -68,3 +68,28 @@ def test_evaluate_cli_writes_tables(tiny_run, capsys):
                                                        "fashion_mnist+uniform_noise"}
     assert (run_dir / "eval" / "results.md").read_text().count("| bal |") == 3
     assert "ID is the positive class" in capsys.readouterr().out
+
+
+def test_users_own_classifier_skips_stage_1(provisioned_data_dir, tmp_path, capsys):
+    import keras
+
+    inputs = keras.Input((28, 28, 1))
+    x = keras.layers.Rescaling(1 / 255)(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dense(8, activation="relu", name="penultimate")(x)
+    outputs = keras.layers.Dense(10, activation="softmax")(x)
+    path = tmp_path / "mine.keras"
+    keras.Model(inputs, outputs).save(path)
+    common = ["--scale", "cpu", "--quiet", "--data-dir", provisioned_data_dir, "--classifier", str(path),
+              "--feature-layer", "penultimate"]
+    for item in TINY:
+        common += ["--set", item]
+    assert pipeline.main(common + ["--id", "mnist", "--run-dir", str(tmp_path / "run")]) == 0
+    out = capsys.readouterr().out
+    assert "using your classifier" in out and "training resnet18" not in out
+    detector = BALDetector.load(tmp_path / "run" / "detector.keras")
+    assert detector.score(np.zeros((2, 28, 28, 1), np.uint8)).shape == (2,)
+    # A classifier for another image shape is refused before any work.
+    assert pipeline.main(common + ["--id", "cifar10", "--run-dir", str(tmp_path / "run2")]) == 2
+    assert "inputs of shape (28, 28, 1)" in capsys.readouterr().out
