@@ -112,7 +112,7 @@ class GANConfig:
         synthetic_families: the synthetic OOD families of the selection criterion.
     """
 
-    epochs: int = 30
+    epochs: int = 20
     batch_size: int = 128
     latent_dim: int = 64
     generator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
@@ -120,7 +120,7 @@ class GANConfig:
     label_conditioning: str = "concat"
     generator_output: str = "auto"
     d_learning_rate: float = 2e-4
-    g_learning_rate: float = 2e-4
+    g_learning_rate: float = 5e-5
     beta_1: float = 0.5
     beta_2: float = 0.999
     epsilon_mean: float = 0.5
@@ -151,7 +151,7 @@ def paper_literal_gan() -> GANConfig:
     [0.01, 0.05], the last epoch kept (the paper describes no model selection).
     """
     return GANConfig(latent_dim=100, epsilon_mean=0.03, epsilon_std=0.009, epsilon_min=0.01,
-                     epsilon_max=0.05, selection="last", d_ema_decay=0.0)
+                     epsilon_max=0.05, selection="last", d_ema_decay=0.0, g_learning_rate=2e-4)
 
 
 GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
