@@ -13,7 +13,6 @@ import time
 from pathlib import Path
 
 import keras
-import numpy as np
 import tensorflow as tf
 
 from bal_tf import data
@@ -181,11 +180,3 @@ def load_classifier(path: str | Path) -> keras.Model:
     except Exception as exc:  # Keras raises a variety of zip / h5 / JSON errors
         raise InputError(f"Could not load classifier {path}: {type(exc).__name__}: {exc}") from exc
 
-
-def accuracy(model: keras.Model, dataset: tf.data.Dataset) -> float:
-    correct = total = 0
-    for images, labels in eval_pipeline(dataset):
-        predictions = np.argmax(model(images, training=False), axis=-1)
-        correct += int(np.sum(predictions == labels.numpy()))
-        total += len(predictions)
-    return correct / max(total, 1)

@@ -56,9 +56,6 @@ class FeatureSet:
         except (OSError, ValueError, KeyError) as exc:
             raise InputError(f"Feature cache {path} is unreadable ({exc}); delete it to re-extract.") from exc
 
-    def subset(self, index) -> "FeatureSet":
-        return FeatureSet(self.features[index], self.logits[index], self.labels[index])
-
 
 def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch_size: int = 512,
                      progress: bool = False, description: str = "features") -> FeatureSet:

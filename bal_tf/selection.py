@@ -24,7 +24,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from keras import ops
 
 from bal_tf import metrics
 from bal_tf.errors import ConfigError

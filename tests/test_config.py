@@ -54,3 +54,21 @@ def test_bad_json_is_reported(tmp_path):
     (tmp_path / "d.json").write_text(json.dumps({"sed": 1}))
     with pytest.raises(ConfigError, match="Unknown config field"):
         config_lib.RunConfig.from_json(tmp_path / "d.json")
+
+
+def test_gan_presets():
+    stable = config_lib.GAN_PRESETS["stable"]()
+    literal = config_lib.GAN_PRESETS["paper_literal"]()
+    assert stable.lambda_c == literal.lambda_c == 0.7 and stable.lambda_l1 == literal.lambda_l1 == 0.01
+    assert (stable.selection, literal.selection) == ("synthetic", "last")
+    assert stable.d_ema_decay > 0 and literal.d_ema_decay == 0
+    assert 0.01 <= literal.epsilon_min < literal.epsilon_max <= 0.05
+
+
+def test_cli_gan_preset_is_applied():
+    from bal_tf import pipeline
+
+    args = pipeline.build_arg_parser().parse_args(["--id", "mnist", "--scale", "cpu", "--gan-preset", "paper_literal",
+                                                   "--set", "gan.epochs=3"])
+    config = pipeline.resolve_config(args)
+    assert config.gan.selection == "last" and config.gan.epochs == 3

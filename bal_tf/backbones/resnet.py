@@ -7,7 +7,6 @@ multiplier), then global average pooling: that pooled vector is the penultimate 
 
 from __future__ import annotations
 
-import keras
 from keras import layers
 
 STAGE_WIDTHS = (64, 128, 256, 512)
