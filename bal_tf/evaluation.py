@@ -1,7 +1,8 @@
-"""Evaluate a run: ID test split vs OOD sets, BAL against max-softmax on the same backbone.
+"""Evaluate a run: the ID test split vs OOD sets, BAL beside the baselines, same frozen backbone.
 
-Scores come from cached features (``RUN/features/``), so evaluating more OOD sets or more
-checkpoints costs one feature extraction per image set.
+Feature-based scores come from cached features (``RUN/features/``): evaluating more OOD sets
+costs one feature extraction per image set. ODIN needs input gradients, so it runs on images.
+Real OOD data only ever enters here, never training or selection.
 """
 
 from __future__ import annotations
@@ -14,11 +15,29 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import tensorflow as tf
 
+from bal_tf import baselines, selection
 from bal_tf import metrics as metrics_lib
-from bal_tf import selection
 from bal_tf.errors import InputError
 from bal_tf.run_dir import RunDir
+
+BAL_METHODS = ("bal", "bal_p2_only", "bal_last")
+# ODIN's setting for the MNIST family, as in the paper's Table 4 (T = 10, eps = 5e-4).
+ODIN_MNIST_FAMILY = (10.0, 5e-4)
+ODIN_TEMPERATURES = (1.0, 10.0, 100.0, 1000.0)
+ODIN_EPSILONS = (0.0, 5e-4, 1e-3, 2e-3, 5e-3)
+
+# The paper's ID / OOD pairs (Tables 4 and 5). The OOD sets of a protocol form one mixture.
+PROTOCOLS = {
+    "table4-mnist": ("mnist", ["fashion_mnist", "omniglot"]),
+    "table4-fashion_mnist": ("fashion_mnist", ["mnist", "omniglot"]),
+    "offline-mnist": ("mnist", ["fashion_mnist"]),
+    "offline-fashion_mnist": ("fashion_mnist", ["mnist"]),
+    "table5-cifar10": ("cifar10", ["svhn", "lsun", "tiny_imagenet"]),
+    "table5-cifar100": ("cifar100", ["svhn", "lsun", "tiny_imagenet"]),
+    "table5-svhn": ("svhn", ["cifar10", "lsun", "tiny_imagenet"]),
+}
 
 
 def ood_cache_name(name: str) -> str:
@@ -31,53 +50,128 @@ def load_discriminator(path: Path):
     return keras.saving.load_model(path, safe_mode=True, compile=False)
 
 
-def method_scores(run: RunDir, features, logits) -> dict[str, np.ndarray]:
-    """Every method's score (higher = more ID) for cached features and logits."""
-    scores = {"max_softmax": np.exp(selection.log_p1(logits))}
-    for method, file_name in (("bal", "discriminator_selected.keras"), ("bal_last", "discriminator_last.keras")):
-        discriminator = load_discriminator(run.bal_dir / file_name)
-        if discriminator is None:
-            continue
-        scores[method] = selection.bal_log_score(discriminator, features, logits)
-        if method == "bal":
-            scores["bal_p2_only"] = selection.d_logits(discriminator, features, np.argmax(logits, -1))
-    return scores
+def head_weights(classifier: keras.Model):
+    """Kernel and bias of the classifier's last Dense layer (for ViM)."""
+    head = [layer for layer in classifier.layers if isinstance(layer, keras.layers.Dense)][-1]
+    bias = head.bias.numpy() if head.use_bias else np.zeros(head.units, np.float32)
+    return head.kernel.numpy(), bias
+
+
+class MethodScorer:
+    """Fits every detector on the ID training features once; scores any feature set."""
+
+    def __init__(self, run: RunDir, train, classifier, seed: int = 0):
+        num_classes = train.logits.shape[1]
+        self.discriminators = {
+            "bal": load_discriminator(run.bal_dir / "discriminator_selected.keras"),
+            "bal_last": load_discriminator(run.bal_dir / "discriminator_last.keras"),
+        }
+        self.mahalanobis = baselines.Mahalanobis.fit(train.features, train.labels, num_classes)
+        self.knn = baselines.KNN.fit(train.features)
+        kernel, bias = head_weights(classifier)
+        self.vim = None
+        if kernel.shape[0] == train.features.shape[1]:
+            self.vim = baselines.ViM.fit(train.features, kernel, bias)
+        self.generalized_odin = baselines.fit_generalized_odin(train.features, train.labels, num_classes, seed=seed)
+
+    @property
+    def has_bal(self) -> bool:
+        return self.discriminators["bal"] is not None
+
+    def scores(self, feature_set) -> dict[str, np.ndarray]:
+        f, logits = feature_set.features, feature_set.logits
+        out = {}
+        if self.discriminators["bal"] is not None:
+            out["bal"] = selection.bal_log_score(self.discriminators["bal"], f, logits)
+            out["bal_p2_only"] = selection.d_logits(self.discriminators["bal"], f, np.argmax(logits, -1))
+        if self.discriminators["bal_last"] is not None:
+            out["bal_last"] = selection.bal_log_score(self.discriminators["bal_last"], f, logits)
+        out["max_softmax"] = baselines.log_max_softmax(logits)
+        out["max_logit"] = baselines.max_logit(logits)
+        out["energy"] = baselines.energy(logits)
+        out["mahalanobis"] = self.mahalanobis.score(f)
+        out["knn"] = self.knn.score(f)
+        if self.vim is not None:
+            out["vim"] = self.vim.score(f)
+        out["generalized_odin"] = self.generalized_odin(f)
+        return out
+
+
+def choose_odin_parameters(logits_model, holdout_images: np.ndarray, seed: int = 0):
+    """ODIN's (T, eps) without real OOD data: the pair with the best mean AUROC of held-out ID
+    images vs the synthetic image families of checkpoint selection (pixel permutation, patch
+    shuffle, blurred noise)."""
+    id_ds = tf.data.Dataset.from_tensor_slices(holdout_images)
+    synthetic = {family: tf.data.Dataset.from_tensor_slices(selection.synthetic_images(family, holdout_images, seed))
+                 for family in selection.IMAGE_FAMILIES}
+    best, best_auroc = None, -1.0
+    for temperature in ODIN_TEMPERATURES:
+        for epsilon in ODIN_EPSILONS:
+            id_scores = baselines.odin_scores(logits_model, id_ds, temperature, epsilon)
+            auroc = np.mean([metrics_lib.auroc(id_scores, baselines.odin_scores(logits_model, ds, temperature, epsilon))
+                             for ds in synthetic.values()])
+            if auroc > best_auroc:
+                best, best_auroc = (temperature, epsilon), auroc
+    return best
 
 
 def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = True,
-                 limit: int | None = None) -> dict:
-    """Scores the ID test split and each OOD set with every method; returns a results dict."""
-    from bal_tf.pipeline import cached_features
+                 limit: int | None = None, odin: bool = True) -> dict:
+    """Scores the ID test split and each OOD set with every method; returns a results dict.
+
+    Raises:
+        DatasetNotAvailableError: an OOD set is not present (checked before any scoring).
+    """
+    from bal_tf import classifier as classifier_lib
     from bal_tf import data as data_lib
     from bal_tf.features import FeatureCache
+    from bal_tf.pipeline import cached_features
 
+    if not ood_names:
+        raise InputError("Give at least one OOD set (e.g. --ood fashion_mnist or --protocol offline-mnist).")
     run = RunDir(Path(run_dir))
     config = run.load_config()
-    features_of, splits, _, _ = cached_features(config, run, progress=progress)
-    cache = FeatureCache(run.features_dir, run.classifier_path)
     image_shape = data_lib.dataset_spec(config.data.id_dataset).image_shape
+    load_ood = {name: (lambda name=name: data_lib.load_dataset(
+        name, "test", data_dir=config.data.data_dir, image_shape=image_shape, limit=limit, seed=config.seed))
+        for name in ood_names}
+    for make in load_ood.values():
+        make()  # fail at once on a missing OOD set, before minutes of scoring
+    features_of, splits, holdout_images, _ = cached_features(config, run, progress=progress)
+    classifier = classifier_lib.load_classifier(run.classifier_path)
+    cache = FeatureCache(run.features_dir, run.classifier_path)
+    scorer = MethodScorer(run, splits["train"], classifier, seed=config.seed)
     test = splits["test"]
-    id_scores = method_scores(run, test.features, test.logits)
-    accuracy = float(np.mean(test.predictions == test.labels))
-    rows = []
-    ood_scores_all = {}
-    for name in ood_names:
-        ood = cache.get(
-            ood_cache_name(name),
-            lambda name=name: data_lib.load_dataset(name, "test", data_dir=config.data.data_dir,
-                                                    image_shape=image_shape, limit=limit, seed=config.seed),
-            features_of, progress)
-        ood_scores_all[name] = method_scores(run, ood.features, ood.logits)
+    scores = {"id": scorer.scores(test)}
+    for name, make in load_ood.items():
+        scores[name] = scorer.scores(cache.get(ood_cache_name(name), make, features_of, progress))
+
+    odin_parameters = None
+    if odin:
+        logits_model = keras.Model(features_of.inputs, features_of.outputs[1])
+        if config.data.id_dataset in ("mnist", "fashion_mnist"):
+            odin_parameters = ODIN_MNIST_FAMILY
+        else:
+            odin_parameters = choose_odin_parameters(logits_model, holdout_images, config.seed)
+        test_images = data_lib.load_dataset(config.data.id_dataset, "test", data_dir=config.data.data_dir)
+        scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images.map(lambda x, y: x), *odin_parameters)
+        for name, make in load_ood.items():
+            scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)
+
     if len(ood_names) > 1:
-        ood_scores_all["+".join(ood_names)] = {
-            m: np.concatenate([ood_scores_all[n][m] for n in ood_names]) for m in id_scores}
-    for ood_name, per_method in ood_scores_all.items():
+        mixture = "+".join(ood_names)
+        scores[mixture] = {m: np.concatenate([scores[n][m] for n in ood_names]) for m in scores["id"]}
+    rows = []
+    for ood_name, per_method in scores.items():
+        if ood_name == "id":
+            continue
         for method, ood_scores in per_method.items():
             rows.append({"method": method, "ood": ood_name,
-                         **metrics_lib.ood_metrics(id_scores[method], ood_scores)})
-    bal_missing = "bal" not in id_scores
-    return {"run": str(run.root), "id": config.data.id_dataset, "classification_accuracy": accuracy,
-            "convention": metrics_lib.CONVENTION, "bal_missing": bal_missing, "rows": rows}
+                         **metrics_lib.ood_metrics(scores["id"][method], ood_scores)})
+    return {"run": str(run.root), "id": config.data.id_dataset,
+            "classification_accuracy": float(np.mean(test.predictions == test.labels)),
+            "convention": metrics_lib.CONVENTION, "bal_missing": not scorer.has_bal,
+            "odin_parameters": odin_parameters, "rows": rows, "scores": scores}
 
 
 COLUMNS = ["method", "ood", "auroc", "fpr95", "detection_error", "aupr_in", "aupr_out", "fpr95_ood_positive"]
@@ -86,21 +180,25 @@ COLUMNS = ["method", "ood", "auroc", "fpr95", "detection_error", "aupr_in", "aup
 def to_markdown(results: dict) -> str:
     lines = [f"ID: {results['id']} (test split), classification accuracy "
              f"{100 * results['classification_accuracy']:.2f}%. Convention: {results['convention']}.",
-             "Values in %.", "",
-             "| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
+             "Values in %; fpr95_ood_positive is OpenOOD / pytorch-ood / oodeel's FPR95 (OOD positive).", ""]
+    if results.get("odin_parameters"):
+        lines.insert(1, "ODIN: T = {}, eps = {}.".format(*results["odin_parameters"]))
+    lines += ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in results["rows"]:
         cells = [row["method"], row["ood"]] + [f"{100 * row[c]:.2f}" for c in COLUMNS[2:]]
         lines.append("| " + " | ".join(cells) + " |")
     if results["bal_missing"]:
-        lines.append("\nBAL is missing from this run (no stage 2): only baselines are shown.")
+        lines.append("\nBAL is missing from this run (no stage 2 yet): only the baselines are shown.")
     return "\n".join(lines) + "\n"
 
 
 def write_results(run_dir: str | Path, results: dict) -> Path:
-    from bal_tf.io import atomic_write_text
+    """Writes results.{json,md,csv} (scores themselves go to scores.npz) into RUN/eval/."""
+    from bal_tf.io import atomic_path, atomic_write_text
 
     out = Path(run_dir) / "eval"
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    summary = {k: v for k, v in results.items() if k != "scores"}
+    atomic_write_text(out / "results.json", json.dumps(summary, indent=2) + "\n")
     atomic_write_text(out / "results.md", to_markdown(results))
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=COLUMNS)
@@ -108,9 +206,41 @@ def write_results(run_dir: str | Path, results: dict) -> Path:
     for row in results["rows"]:
         writer.writerow({c: row[c] for c in COLUMNS})
     atomic_write_text(out / "results.csv", buffer.getvalue())
+    with atomic_path(out / "scores.npz") as tmp:
+        with open(tmp, "wb") as handle:
+            np.savez(handle, **{f"{ood}/{method}": s for ood, per in results["scores"].items()
+                                for method, s in per.items()})
     return out
 
 
-def check_ood_names(names):
-    if not names:
-        raise InputError("Give at least one OOD set with --ood (e.g. --ood fashion_mnist).")
+def make_plots(run_dir: str | Path, results: dict) -> list[Path]:
+    """ROC curves and score histograms per OOD set, and the confidence map of a 2-d feature
+    layer (Fig. 1a); written to RUN/eval/ and sent to TensorBoard (RUN/logs/eval)."""
+    from bal_tf import plots
+    from bal_tf import classifier as classifier_lib
+    from bal_tf.features import FeatureSet
+
+    run = RunDir(Path(run_dir))
+    scores = results["scores"]
+    paths = []
+    for ood_name in scores:
+        if ood_name == "id":
+            continue
+        safe = ood_cache_name(ood_name)[4:]
+        paths.append(plots.roc_curves(scores, ood_name, run.eval_dir / f"roc_{safe}.png"))
+        paths.append(plots.score_histograms(scores, ood_name, run.eval_dir / f"hist_{safe}.png"))
+    test = FeatureSet.load(run.features_dir / "test.npz")
+    discriminator = load_discriminator(run.bal_dir / "discriminator_selected.keras")
+    if test.features.shape[1] == 2:
+        kernel, bias = head_weights(classifier_lib.load_classifier(run.classifier_path))
+        first_ood = next((n for n in scores if n not in ("id",) and "+" not in n), None)
+        ood = FeatureSet.load(run.features_dir / f"{ood_cache_name(first_ood)}.npz") if first_ood else None
+        maps = {"max_softmax": lambda g: np.exp(baselines.log_max_softmax(g @ kernel + bias))}
+        if discriminator is not None:
+            maps["bal"] = lambda g: np.exp(selection.bal_log_score(discriminator, g, g @ kernel + bias))
+        for method, fn in maps.items():
+            paths.append(plots.confidence_map(fn, test.features, run.eval_dir / f"confidence_map_{method}.png",
+                                              f"{method} over the 2-d feature space",
+                                              None if ood is None else ood.features))
+    plots.log_images_to_tensorboard(paths, run.logs_dir / "eval")
+    return paths
