@@ -93,3 +93,27 @@ def test_users_own_classifier_skips_stage_1(provisioned_data_dir, tmp_path, caps
     # A classifier for another image shape is refused before any work.
     assert pipeline.main(common + ["--id", "cifar10", "--run-dir", str(tmp_path / "run2")]) == 2
     assert "inputs of shape (28, 28, 1)" in capsys.readouterr().out
+
+
+def test_evaluate_without_bal_stage_reports_baselines(tiny_run, tmp_path, capsys):
+    import shutil
+
+    import evaluate
+
+    run_dir, _ = tiny_run
+    bare = tmp_path / "stage1_only"
+    bare.mkdir()
+    for name in ("config.json", "classifier.keras"):
+        shutil.copy(run_dir / name, bare / name)
+    assert evaluate.main(["--run", str(bare), "--ood", "fashion_mnist", "--limit", "100", "--quiet",
+                          "--no-odin"]) == 0
+    out = capsys.readouterr().out
+    assert "BAL is missing" in out and "| mahalanobis | fashion_mnist |" in out and "| bal |" not in out
+
+
+def test_protocol_with_missing_data_stops_at_once(tiny_run, capsys):
+    import evaluate
+
+    run_dir, _ = tiny_run
+    assert evaluate.main(["--run", str(run_dir), "--protocol", "table4-mnist", "--quiet"]) == 2
+    assert "Dataset 'omniglot'" in capsys.readouterr().out
