@@ -117,3 +117,21 @@ def test_protocol_with_missing_data_stops_at_once(tiny_run, capsys):
     run_dir, _ = tiny_run
     assert evaluate.main(["--run", str(run_dir), "--protocol", "table4-mnist", "--quiet"]) == 2
     assert "Dataset 'omniglot'" in capsys.readouterr().out
+
+
+def test_two_dimensional_feature_layer_gets_confidence_maps(provisioned_data_dir, tmp_path):
+    import evaluate
+
+    run_dir = tmp_path / "run2d"
+    args = ["--id", "mnist", "--scale", "cpu", "--run-dir", str(run_dir), "--quiet",
+            "--data-dir", provisioned_data_dir, "--set", "backbone.feature_dim=2", "--set", "gan.epochs=1"]
+    for item in TINY:
+        if not item.startswith("gan.epochs"):
+            args += ["--set", item]
+    assert pipeline.main(args) == 0
+    assert evaluate.main(["--run", str(run_dir), "--ood", "fashion_mnist", "--limit", "100", "--quiet",
+                          "--no-odin"]) == 0
+    for name in ["confidence_map_bal.png", "confidence_map_max_softmax.png", "roc_fashion_mnist.png",
+                 "hist_fashion_mnist.png"]:
+        assert (run_dir / "eval" / name).stat().st_size > 10_000, name
+    assert list((run_dir / "logs" / "eval").glob("events.out.tfevents*"))
