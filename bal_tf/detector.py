@@ -32,7 +32,9 @@ class PredictedClass(layers.Layer):
     """
 
     def call(self, logits):
-        predicted = ops.argmax(logits, axis=-1)
+        # tf.argmax, not keras.ops.argmax: the latter adds a BitwiseAnd (for -0.0) that the
+        # TFLite builtin runtime lacks.
+        predicted = tf.argmax(logits, axis=-1)
         top = ops.max(logits, axis=-1, keepdims=True)
         others = ops.exp(logits - top) * (1.0 - ops.one_hot(predicted, ops.shape(logits)[-1]))
         return ops.cast(predicted, "int32"), -ops.log1p(ops.sum(others, axis=-1))

@@ -1,0 +1,244 @@
+"""Export a run as one graph for TF Serving and TFLite: uint8 images in, {class, p1, p2, score,
+is_ood, threshold} out. Preprocessing, backbone, head and discriminator are in the same graph;
+there is no gradient step in it (TFLite's builtin ops could not run one).
+
+Threshold: the score below which an image is called OOD, calibrated on held-out ID data so that
+95% of it is accepted (the paper's FPR95 operating point). It is a graph constant, returned as
+an output and written to ``export_info.json``.
+
+Inputs: ``images``, uint8 ``[batch, H, W, C]`` in the ID set's shape (28x28x1 for the MNIST
+family, 32x32x3 otherwise), values 0..255. Another dtype or shape is refused by the signature.
+uint8 cannot hold out-of-range values; clip and round float images to 0..255 before sending.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from bal_tf.errors import InputError
+from bal_tf.io import atomic_path, atomic_write_text
+
+OUTPUT_KEYS = ("class", "p1", "p2", "score", "is_ood", "threshold")
+
+
+def calibrate_threshold(log_scores: np.ndarray, tpr: float = 0.95) -> float:
+    """The log-score threshold that accepts ``tpr`` of the given ID scores (score >= t)."""
+    log_scores = np.asarray(log_scores, np.float64)
+    if len(log_scores) == 0 or not np.isfinite(log_scores).all():
+        raise InputError("Calibration needs finite held-out ID scores; received none or NaN/Inf.")
+    return float(np.quantile(log_scores, 1.0 - tpr, method="lower"))
+
+
+class ServingModule(tf.Module):
+    """The exported graph: ``serving_default(images uint8) -> dict``."""
+
+    def __init__(self, detector_model: keras.Model, log_threshold: float):
+        super().__init__()
+        self.detector_model = detector_model
+        self.log_threshold = tf.constant(log_threshold, tf.float32)
+        shape = (None, *detector_model.inputs[0].shape[1:])
+        self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")])
+
+    def _serve(self, images):
+        out = self.detector_model(tf.cast(images, tf.float32), training=False)
+        batch = tf.shape(images)[0]
+        return {
+            "class": out["class"],
+            "p1": out["p1"],
+            "p2": out["p2"],
+            "score": out["score"],
+            "is_ood": out["log_score"] < self.log_threshold,
+            "threshold": tf.fill([batch], tf.exp(self.log_threshold)),
+        }
+
+
+def export_saved_model(detector_model: keras.Model, log_threshold: float, path: str | Path) -> Path:
+    """Writes a SavedModel whose ``serving_default`` signature is the whole detector (atomic)."""
+    module = ServingModule(detector_model, log_threshold)
+    with atomic_path(path, suffix="") as tmp:
+        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+    return Path(path)
+
+
+def tf_serving_layout(saved_model_dir: Path, export_dir: Path, model_name: str, version: int = 1) -> Path:
+    """Copies a SavedModel to ``<export_dir>/<model_name>/<version>/`` and writes models.config."""
+    import shutil
+
+    target = export_dir / model_name / str(version)
+    with atomic_path(target, suffix="") as tmp:
+        shutil.copytree(saved_model_dir, tmp)
+    config = (
+        "model_config_list {\n"
+        "  config {\n"
+        f"    name: \"{model_name}\"\n"
+        f"    base_path: \"/models/{model_name}\"\n"
+        "    model_platform: \"tensorflow\"\n"
+        "  }\n"
+        "}\n"
+    )
+    atomic_write_text(export_dir / "models.config", config)
+    return target
+
+
+def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.ndarray | None = None) -> bytes:
+    """SavedModel -> TFLite flatbuffer: ``float32``, ``dynamic_range`` or ``int8``.
+
+    ``int8`` quantizes weights and activations with representative ID training images; input
+    (uint8) and outputs keep their dtypes.
+    """
+    if mode not in ("float32", "dynamic_range", "int8"):
+        raise InputError(f"mode must be float32, dynamic_range or int8. Received: {mode!r}")
+    from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
+
+    import tempfile
+
+    # Freeze the weights first: Keras 3 keeps them as resource variables, which TFLite's int8
+    # calibrator cannot read. Freezing flattens the output dict (keys in sorted order); a
+    # wrapper restores the names, saved as a variable-free SavedModel so that the TFLite
+    # signature keeps them.
+
+    loaded = tf.saved_model.load(str(saved_model_dir))  # keep it alive: it owns the variables
+    signature = loaded.signatures["serving_default"]
+    frozen = convert_variables_to_constants_v2(signature)
+    keys = sorted(signature.structured_outputs)
+    module = tf.Module()
+    module.serve = tf.function(lambda images: dict(zip(keys, frozen(images=images))),
+                               input_signature=[signature.structured_input_signature[1]["images"]])
+    with tempfile.TemporaryDirectory() as tmp:
+        tf.saved_model.save(module, tmp, signatures={"serving_default": module.serve})
+        converter = tf.lite.TFLiteConverter.from_saved_model(tmp, signature_keys=["serving_default"])
+        return _convert(converter, mode, representative_images)
+
+
+def _convert(converter, mode: str, representative_images) -> bytes:
+    if mode in ("dynamic_range", "int8"):
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "int8":
+        if representative_images is None:
+            raise InputError("int8 conversion needs representative ID images.")
+
+        def representative():
+            for image in representative_images:
+                yield {"images": image[None].astype(np.uint8)}
+
+        converter.representative_dataset = representative
+    return converter.convert()
+
+
+class LiteRTRunner:
+    """Runs an exported TFLite model with ai-edge-litert's Interpreter (no TensorFlow needed)."""
+
+    def __init__(self, model_path: str | Path):
+        self.model_path = str(model_path)
+        self.batch = None
+        self.runner = None
+
+    def _runner_for(self, batch_shape):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if batch_shape != self.batch:
+            # A fresh interpreter per input shape: resizing one that has run is refused.
+            interpreter = Interpreter(model_path=self.model_path)
+            index = interpreter.get_signature_runner("serving_default").get_input_details()["images"]["index"]
+            interpreter.resize_tensor_input(index, batch_shape)
+            interpreter.allocate_tensors()
+            self.interpreter, self.batch = interpreter, batch_shape
+            self.runner = interpreter.get_signature_runner("serving_default")
+        return self.runner
+
+    def __call__(self, images: np.ndarray, batch_size: int = 1) -> dict[str, np.ndarray]:
+        images = np.asarray(images)
+        if images.dtype != np.uint8:
+            raise InputError(f"Expected uint8 images. Received dtype {images.dtype}")
+        outputs = []
+        for i in range(0, len(images), batch_size):
+            batch = images[i : i + batch_size]
+            out = self._runner_for(batch.shape)(images=batch)
+            outputs.append({k: np.array(v) for k, v in out.items()})
+        return {k: np.concatenate([o[k] for o in outputs]) for k in outputs[0]}
+
+
+def max_abs_difference(a: dict, b: dict, keys=("p1", "p2", "score")) -> float:
+    return float(max(np.max(np.abs(np.asarray(a[k], np.float64) - np.asarray(b[k], np.float64))) for k in keys))
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_name: str = "bal",
+               version: int = 1, tflite: bool = True, parity_images: int = 512,
+               parity_ood: str | None = None, parity_ood_images: int = 2000) -> dict:
+    """Exports a run: SavedModel (TF Serving layout), TFLite variants, parity report.
+
+    Args:
+        parity_ood: an OOD set (e.g. ``fashion_mnist``); if given, the report adds the AUROC of
+            ID test vs that set for the Keras model and each TFLite model (for reporting only).
+    """
+    from bal_tf import data as data_lib
+    from bal_tf.detector import BALDetector
+    from bal_tf.run_dir import RunDir
+
+    run = RunDir(Path(run_dir))
+    config = run.load_config()
+    out_dir = Path(out_dir) if out_dir else run.root / "export"
+    detector = BALDetector.load(run.detector_path)
+    _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
+    holdout, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, holdout_split,
+                                                         data_dir=config.data.data_dir))
+    log_threshold = calibrate_threshold(detector.score(holdout))
+    saved_model = export_saved_model(detector.model, log_threshold, out_dir / "saved_model")
+    serving_path = tf_serving_layout(saved_model, out_dir / "serving", model_name, version)
+
+    sample = holdout[:parity_images]
+    keras_out = detector.predict(sample)
+    served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    saved_out = {k: v.numpy() for k, v in served(images=tf.constant(sample)).items()}
+    report = {
+        "threshold": float(np.exp(log_threshold)),
+        "log_threshold": log_threshold,
+        "calibration": f"accepts 95% of {len(holdout)} held-out ID images ({holdout_split})",
+        "input": {"name": "images", "dtype": "uint8", "shape": [None, *detector.image_shape]},
+        "outputs": list(OUTPUT_KEYS),
+        "saved_model": str(saved_model),
+        "tf_serving": str(serving_path),
+        "parity": {"saved_model_vs_keras_max_abs": max_abs_difference(saved_out, keras_out)},
+    }
+    if tflite:
+        train_images, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, "train",
+                                                                  data_dir=config.data.data_dir, limit=200))
+        for mode in ("float32", "dynamic_range", "int8"):
+            start = time.time()
+            flatbuffer = convert_tflite(saved_model, mode, train_images)
+            path = out_dir / f"bal_{mode}.tflite"
+            with atomic_path(path) as tmp:
+                tmp.write_bytes(flatbuffer)
+            lite_out = LiteRTRunner(path)(sample)
+            report["parity"][f"tflite_{mode}_vs_keras_max_abs"] = max_abs_difference(lite_out, keras_out)
+            report[f"tflite_{mode}"] = {"path": str(path), "bytes": len(flatbuffer),
+                                        "convert_seconds": round(time.time() - start, 1)}
+        if parity_ood:
+            report["auroc_parity"] = auroc_parity(detector, out_dir, config, parity_ood, parity_ood_images)
+    atomic_write_text(out_dir / "export_info.json", json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def auroc_parity(detector, out_dir: Path, config, ood_name: str, count: int) -> dict:
+    """AUROC (ID test vs ``ood_name``, first ``count`` images each) of Keras and every TFLite model."""
+    from bal_tf import data as data_lib
+    from bal_tf.metrics import auroc
+
+    shape = detector.image_shape
+    id_images, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, "test",
+                                                           data_dir=config.data.data_dir, limit=count))
+    ood_images, _ = data_lib.to_numpy(data_lib.load_dataset(ood_name, "test", data_dir=config.data.data_dir,
+                                                            image_shape=shape, limit=count))
+    result = {"ood": ood_name, "images_each": count,
+              "keras": auroc(detector.predict(id_images)["score"], detector.predict(ood_images)["score"])}
+    for path in sorted(out_dir.glob("bal_*.tflite")):
+        runner = LiteRTRunner(path)
+        result[path.stem] = auroc(runner(id_images, batch_size=256)["score"],
+                                  runner(ood_images, batch_size=256)["score"])
+    return result

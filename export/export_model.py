@@ -1,0 +1,39 @@
+#!/usr/bin/env python
+"""Export a trained run for TF Serving and TFLite. See `python export/export_model.py --help`."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description="Turn a run into one graph, uint8 images -> {class, p1, p2, score, is_ood, threshold}: "
+        "a SavedModel (serving_default), the TF Serving layout <out>/serving/<name>/<version>/ with "
+        "models.config, and TFLite float32 / dynamic-range / int8 models. The threshold accepts 95% of "
+        "held-out ID images. Prints and writes export_info.json with parity figures.")
+    parser.add_argument("--run", required=True, help="a run directory with detector.keras")
+    parser.add_argument("--out", help="output folder (default: RUN/export)")
+    parser.add_argument("--name", default="bal", help="model name for TF Serving (default: bal)")
+    parser.add_argument("--version", type=int, default=1)
+    parser.add_argument("--no-tflite", action="store_true")
+    parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
+    args = parser.parse_args(argv)
+    from bal_tf.errors import BalError
+    from bal_tf.export import export_run
+
+    try:
+        report = export_run(args.run, args.out, args.name, args.version, tflite=not args.no_tflite,
+                            parity_ood=args.parity_ood)
+    except BalError as exc:
+        print(f"error: {exc}")
+        return 2
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

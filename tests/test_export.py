@@ -1,0 +1,73 @@
+"""Export: one SavedModel graph (uint8 in, scores out), TF Serving layout, TFLite parity."""
+
+import json
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from bal_tf.backbones import build_classifier, feature_model
+from bal_tf.config import BackboneConfig
+from bal_tf.detector import BALDetector
+from bal_tf.export import (LiteRTRunner, calibrate_threshold, convert_tflite, export_saved_model,
+                           max_abs_difference, tf_serving_layout)
+from bal_tf.gan import build_discriminator
+
+SHAPE = (28, 28, 1)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory):
+    classifier = build_classifier(BackboneConfig("resnet18", 0.0625), SHAPE, 10)
+    detector = BALDetector.from_parts(feature_model(classifier), build_discriminator(32, 10, (16,)))
+    images = np.random.default_rng(0).integers(0, 256, (64, *SHAPE)).astype(np.uint8)
+    log_threshold = calibrate_threshold(detector.score(images))
+    out = tmp_path_factory.mktemp("export")
+    saved = export_saved_model(detector.model, log_threshold, out / "saved_model")
+    return detector, images, log_threshold, saved, out
+
+
+def test_threshold_accepts_95_percent():
+    scores = np.arange(100, dtype=np.float64)
+    threshold = calibrate_threshold(scores)
+    assert np.mean(scores >= threshold) == pytest.approx(0.96, abs=0.011)
+
+
+def test_saved_model_signature_matches_keras(exported):
+    detector, images, log_threshold, saved, _ = exported
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    out = {k: v.numpy() for k, v in signature(images=tf.constant(images)).items()}
+    assert set(out) == {"class", "p1", "p2", "score", "is_ood", "threshold"}
+    reference = detector.predict(images)
+    assert max_abs_difference(out, reference) <= 1e-5
+    np.testing.assert_array_equal(out["class"], reference["class"])
+    np.testing.assert_array_equal(out["is_ood"], reference["log_score"] < log_threshold)
+    np.testing.assert_allclose(out["threshold"], np.exp(log_threshold), rtol=1e-6)
+
+
+def test_signature_rejects_wrong_dtype_and_shape(exported):
+    _, images, _, saved, _ = exported
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        signature(images=tf.constant(images.astype(np.float32)))
+    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
+        signature(images=tf.zeros((2, 32, 32, 3), tf.uint8))
+
+
+def test_tf_serving_layout(exported):
+    _, _, _, saved, out = exported
+    target = tf_serving_layout(saved, out / "serving", "bal", 3)
+    assert target == out / "serving" / "bal" / "3" and (target / "saved_model.pb").is_file()
+    config = (out / "serving" / "models.config").read_text()
+    assert 'name: "bal"' in config and 'base_path: "/models/bal"' in config
+
+
+def test_float_tflite_matches_keras_with_litert(exported):
+    detector, images, _, saved, out = exported
+    path = out / "float32.tflite"
+    path.write_bytes(convert_tflite(saved, "float32"))
+    lite = LiteRTRunner(path)(images, batch_size=16)
+    assert max_abs_difference(lite, detector.predict(images)) <= 1e-4
+    assert set(lite) == {"class", "p1", "p2", "score", "is_ood", "threshold"}
+    with pytest.raises(Exception, match="uint8"):
+        LiteRTRunner(path)(images.astype(np.float32))
