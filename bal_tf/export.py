@@ -89,8 +89,9 @@ def tf_serving_layout(saved_model_dir: Path, export_dir: Path, model_name: str, 
 def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.ndarray | None = None) -> bytes:
     """SavedModel -> TFLite flatbuffer: ``float32``, ``dynamic_range`` or ``int8``.
 
-    ``int8`` quantizes weights and activations with representative ID training images; input
-    (uint8) and outputs keep their dtypes.
+    ``int8`` quantizes the backbone's weights and activations with representative ID training
+    images and keeps the discriminator and the score's tail in float (``INT8_FLOAT_OPS``);
+    input (uint8) and outputs keep their dtypes.
     """
     if mode not in ("float32", "dynamic_range", "int8"):
         raise InputError(f"mode must be float32, dynamic_range or int8. Received: {mode!r}")
@@ -116,19 +117,32 @@ def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.n
         return _convert(converter, mode, representative_images)
 
 
+# Op types kept in float in the "int8" model: the discriminator MLP (BATCH_MATMUL, LEAKY_RELU,
+# its label concat and one-hot), the head, and the log / exp tail of the score. Quantizing them
+# too cost 5.4 AUROC points on MNIST -> Fashion-MNIST (98.94 -> 93.52); with them in float
+# the convolutional backbone is int8 and the AUROC matches float (98.98).
+INT8_FLOAT_OPS = ["BATCH_MATMUL", "LEAKY_RELU", "CONCATENATION", "ONE_HOT", "FULLY_CONNECTED", "EXP", "LOG",
+                  "LOGISTIC", "NEG", "SUM", "ADD", "SUB", "MUL", "REDUCE_MAX", "MEAN", "RESHAPE"]
+
+
 def _convert(converter, mode: str, representative_images) -> bytes:
-    if mode in ("dynamic_range", "int8"):
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if mode == "int8":
-        if representative_images is None:
-            raise InputError("int8 conversion needs representative ID images.")
+    if mode == "float32":
+        return converter.convert()
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if mode == "dynamic_range":
+        return converter.convert()
+    if representative_images is None:
+        raise InputError("int8 conversion needs representative ID images.")
 
-        def representative():
-            for image in representative_images:
-                yield {"images": image[None].astype(np.uint8)}
+    def representative():
+        for image in representative_images:
+            yield {"images": image[None].astype(np.uint8)}
 
-        converter.representative_dataset = representative
-    return converter.convert()
+    converter.representative_dataset = representative
+    debugger = tf.lite.experimental.QuantizationDebugger(
+        converter=converter, debug_dataset=representative,
+        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=INT8_FLOAT_OPS))
+    return debugger.get_nondebug_quantized_model()
 
 
 class LiteRTRunner:

@@ -71,3 +71,14 @@ def test_float_tflite_matches_keras_with_litert(exported):
     assert set(lite) == {"class", "p1", "p2", "score", "is_ood", "threshold"}
     with pytest.raises(Exception, match="uint8"):
         LiteRTRunner(path)(images.astype(np.float32))
+
+
+def test_int8_tflite_runs_and_agrees_on_classes(exported):
+    detector, images, _, saved, out = exported
+    path = out / "int8.tflite"
+    path.write_bytes(convert_tflite(saved, "int8", images[:16]))
+    lite = LiteRTRunner(path)(images, batch_size=32)
+    reference = detector.predict(images)
+    assert np.isfinite(lite["score"]).all()
+    assert np.mean(lite["class"] == reference["class"]) >= 0.9
+    assert path.stat().st_size < (out / "float32.tflite").stat().st_size
