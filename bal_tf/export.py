@@ -59,10 +59,17 @@ class ServingModule(tf.Module):
 
 
 def export_saved_model(detector_model: keras.Model, log_threshold: float, path: str | Path) -> Path:
-    """Writes a SavedModel whose ``serving_default`` signature is the whole detector (atomic)."""
+    """Writes a SavedModel whose ``serving_default`` signature is the whole detector (atomic).
+
+    Keras' ``ExportArchive`` tracks the model's variables so that TF1-style loaders (TF Serving,
+    ``saved_model_cli run``) restore them too.
+    """
     module = ServingModule(detector_model, log_threshold)
+    archive = keras.export.ExportArchive()
+    archive.track(detector_model)
+    archive.add_endpoint("serving_default", module.serve)
     with atomic_path(path, suffix="") as tmp:
-        tf.saved_model.save(module, str(tmp), signatures={"serving_default": module.serve})
+        archive.write_out(str(tmp), verbose=False)
     return Path(path)
 
 
@@ -256,3 +263,25 @@ def auroc_parity(detector, out_dir: Path, config, ood_name: str, count: int) -> 
         result[path.stem] = auroc(runner(id_images, batch_size=256)["score"],
                                   runner(ood_images, batch_size=256)["score"])
     return result
+
+
+def rest_request_body(images: np.ndarray, signature: str = "serving_default") -> dict:
+    """The JSON body of a TF Serving REST predict call (``POST /v1/models/<name>:predict``)."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise InputError(f"The signature takes uint8 images. Received dtype {images.dtype}")
+    return {"signature_name": signature, "inputs": {"images": images.tolist()}}
+
+
+def predict_request(images: np.ndarray, model_name: str = "bal", signature: str = "serving_default"):
+    """A TF Serving gRPC ``PredictRequest`` for the exported signature (tensorflow-serving-api)."""
+    from tensorflow_serving.apis import predict_pb2
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise InputError(f"The signature takes uint8 images. Received dtype {images.dtype}")
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = signature
+    request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
+    return request

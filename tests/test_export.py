@@ -82,3 +82,44 @@ def test_int8_tflite_runs_and_agrees_on_classes(exported):
     assert np.isfinite(lite["score"]).all()
     assert np.mean(lite["class"] == reference["class"]) >= 0.9
     assert path.stat().st_size < (out / "float32.tflite").stat().st_size
+
+
+def test_grpc_predict_request_fits_the_signature(exported):
+    pytest.importorskip("tensorflow_serving", reason="installed by `scripts/setup.sh --dev`")
+    from bal_tf.export import predict_request
+
+    _, images, _, saved, _ = exported
+    request = predict_request(images[:3], "bal")
+    assert request.model_spec.name == "bal" and request.model_spec.signature_name == "serving_default"
+    proto = request.inputs["images"]
+    assert proto.dtype == tf.uint8.as_datatype_enum
+    assert [d.size for d in proto.tensor_shape.dim] == [3, 28, 28, 1]
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    assert set(request.inputs) == set(signature.structured_input_signature[1])
+    out = signature(images=tf.constant(tf.make_ndarray(proto)))
+    assert out["score"].shape == (3,)
+
+
+def test_rest_body_and_saved_model_cli(exported):
+    import shutil
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from bal_tf.export import rest_request_body
+    from bal_tf.errors import InputError
+
+    _, images, _, saved, _ = exported
+    body = rest_request_body(images[:2])
+    assert body["signature_name"] == "serving_default" and np.asarray(body["inputs"]["images"]).shape == (2, 28, 28, 1)
+    with pytest.raises(InputError, match="uint8"):
+        rest_request_body(images.astype(np.float32))
+    cli = shutil.which("saved_model_cli") or str(Path(sys.executable).parent / "saved_model_cli")
+    shown = subprocess.run([cli, "show", "--dir", str(saved), "--all"], capture_output=True, text=True, timeout=120)
+    assert shown.returncode == 0, shown.stderr
+    assert "serving_default" in shown.stdout and "DT_UINT8" in shown.stdout and "is_ood" in shown.stdout
+    np.save(saved.parent / "x.npy", images[:2])
+    ran = subprocess.run([cli, "run", "--dir", str(saved), "--tag_set", "serve", "--signature_def", "serving_default",
+                          "--inputs", f"images={saved.parent / 'x.npy'}"], capture_output=True, text=True, timeout=120)
+    assert ran.returncode == 0, ran.stderr
+    assert "score" in ran.stdout

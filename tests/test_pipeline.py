@@ -135,3 +135,22 @@ def test_two_dimensional_feature_layer_gets_confidence_maps(provisioned_data_dir
                  "hist_fashion_mnist.png"]:
         assert (run_dir / "eval" / name).stat().st_size > 10_000, name
     assert list((run_dir / "logs" / "eval").glob("events.out.tfevents*"))
+
+
+def test_export_command_on_a_trained_run(tiny_run, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    run_dir, _ = tiny_run
+    spec = importlib.util.spec_from_file_location("export_model", Path(__file__).parents[1] / "export" / "export_model.py")
+    export_model = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(export_model)
+    assert export_model.main(["--run", str(run_dir), "--parity-ood", "fashion_mnist"]) == 0
+    info = json.loads((run_dir / "export" / "export_info.json").read_text())
+    assert info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
+    assert info["parity"]["tflite_float32_vs_keras_max_abs"] <= 1e-4
+    assert 0 < info["threshold"] <= 1
+    assert set(info["auroc_parity"]) >= {"keras", "bal_float32", "bal_dynamic_range", "bal_int8"}
+    assert abs(info["auroc_parity"]["bal_float32"] - info["auroc_parity"]["keras"]) < 1e-3
+    assert (run_dir / "export" / "serving" / "bal" / "1" / "saved_model.pb").is_file()
+    assert (run_dir / "export" / "serving" / "models.config").is_file()
