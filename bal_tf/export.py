@@ -25,6 +25,7 @@ from bal_tf.errors import InputError
 from bal_tf.io import atomic_path, atomic_write_text
 
 OUTPUT_KEYS = ("class", "p1", "p2", "score", "is_ood", "threshold")
+TFLITE_MODES = ("float32", "dynamic_range", "int8", "full_int8")
 
 
 def calibrate_threshold(log_scores: np.ndarray, tpr: float = 0.95) -> float:
@@ -98,10 +99,11 @@ def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.n
 
     ``int8`` quantizes the backbone's weights and activations with representative ID training
     images and keeps the discriminator and the score's tail in float (``INT8_FLOAT_OPS``);
-    input (uint8) and outputs keep their dtypes.
+    input (uint8) and outputs keep their dtypes. ``full_int8`` quantizes every op it can
+    (exported for comparison: it loses accuracy, see docs/SERVING.md).
     """
-    if mode not in ("float32", "dynamic_range", "int8"):
-        raise InputError(f"mode must be float32, dynamic_range or int8. Received: {mode!r}")
+    if mode not in TFLITE_MODES:
+        raise InputError(f"mode must be one of {TFLITE_MODES}. Received: {mode!r}")
     from tensorflow.python.framework.convert_to_constants import convert_variables_to_constants_v2
 
     import tempfile
@@ -146,6 +148,8 @@ def _convert(converter, mode: str, representative_images) -> bytes:
             yield {"images": image[None].astype(np.uint8)}
 
     converter.representative_dataset = representative
+    if mode == "full_int8":
+        return converter.convert()
     debugger = tf.lite.experimental.QuantizationDebugger(
         converter=converter, debug_dataset=representative,
         debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=INT8_FLOAT_OPS))
@@ -230,7 +234,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_nam
     if tflite:
         train_images, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, "train",
                                                                   data_dir=config.data.data_dir, limit=200))
-        for mode in ("float32", "dynamic_range", "int8"):
+        for mode in TFLITE_MODES:
             start = time.time()
             flatbuffer = convert_tflite(saved_model, mode, train_images)
             path = out_dir / f"bal_{mode}.tflite"
