@@ -26,6 +26,7 @@ import dataclasses
 import numpy as np
 
 from bal_tf import metrics
+from bal_tf.baselines import log_max_softmax
 from bal_tf.errors import ConfigError
 
 IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
@@ -76,15 +77,6 @@ def synthetic_images(family: str, images: np.ndarray, seed: int = 0) -> np.ndarr
     return CORRUPTIONS[family](np.asarray(images, np.uint8), np.random.default_rng(seed))
 
 
-def log_p1(logits: np.ndarray) -> np.ndarray:
-    """log max softmax, as in the detector: -log1p(sum over j != c of exp(l_j - l_c))."""
-    logits = np.asarray(logits, np.float64)
-    top = np.argmax(logits, axis=-1)
-    shifted = np.exp(logits - np.take_along_axis(logits, top[:, None], axis=-1))
-    shifted[np.arange(len(logits)), top] = 0.0
-    return -np.log1p(shifted.sum(axis=-1))
-
-
 def d_logits(discriminator, features: np.ndarray, labels: np.ndarray, batch_size: int = 4096) -> np.ndarray:
     out = [np.asarray(discriminator([features[i : i + batch_size], labels[i : i + batch_size].astype(np.int32)],
                                     training=False))
@@ -96,7 +88,7 @@ def bal_log_score(discriminator, features: np.ndarray, logits: np.ndarray) -> np
     """log(p1 * p2) for cached features and logits (the detector's ``log_score``)."""
     predicted = np.argmax(logits, axis=-1)
     logit = d_logits(discriminator, features, predicted)
-    return log_p1(logits) - np.logaddexp(0.0, -logit)
+    return log_max_softmax(logits) - np.logaddexp(0.0, -logit)
 
 
 @dataclasses.dataclass
@@ -132,14 +124,14 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
     discriminator = gan.scoring_discriminator
     id_predicted = np.argmax(data.id_logits, axis=-1)
     id_logit = d_logits(discriminator, data.id_features, id_predicted)
-    id_log_score = log_p1(data.id_logits) - np.logaddexp(0.0, -id_logit)
+    id_log_score = log_max_softmax(data.id_logits) - np.logaddexp(0.0, -id_logit)
     aurocs, d_values = {}, {"held_out_id": _sigmoid(id_logit)}
     for family in families:
         if family in IMAGE_FAMILIES:
             features, logits = data.image_families[family]
             ood = bal_log_score(discriminator, features, logits)
             aurocs[family] = metrics.auroc(id_log_score, ood)
-            d_values[family] = np.exp(ood - log_p1(logits))
+            d_values[family] = np.exp(ood - log_max_softmax(logits))
         elif family == "uniform_features":
             samples = uniform_box_samples(data.id_features, data.batch_size, rng, gan.gan_config.box_margin)
             labels = rng.integers(0, gan.num_classes, len(samples))

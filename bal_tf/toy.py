@@ -13,7 +13,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from bal_tf import metrics, selection
+from bal_tf import baselines, metrics, selection
 from bal_tf.config import GANConfig
 from bal_tf.features import FeatureSet
 from bal_tf.train_bal import train_bal
@@ -96,6 +96,6 @@ def run_toy(seed: int = 0, n_train: int = 4000, gan_config: GANConfig | None = N
     far = far_uniform_points(2000, seed + 3000)
     id_set, ood_set = feature_set(test_x, test_y), feature_set(far, np.full(len(far), -1))
     bal = [selection.bal_log_score(result.discriminator, s.features, s.logits) for s in (id_set, ood_set)]
-    msp = [selection.log_p1(s.logits) for s in (id_set, ood_set)]
+    msp = [baselines.log_max_softmax(s.logits) for s in (id_set, ood_set)]
     return ToyResult(classifier, result.discriminator, result.gan, metrics.auroc(*bal), metrics.auroc(*msp),
                      result.selected_epoch)

@@ -32,7 +32,7 @@ def main(argv=None):
 
     import numpy as np
 
-    from bal_tf import metrics, selection
+    from bal_tf import baselines, metrics, selection
     from bal_tf.data import dataset_spec, load_dataset
     from bal_tf.evaluation import ood_cache_name
     from bal_tf.features import FeatureCache
@@ -49,7 +49,7 @@ def main(argv=None):
         name, "test", data_dir=base.data.data_dir, image_shape=shape), features_of)
         for name in args.ood}
     test = splits["test"]
-    msp = {name: metrics.ood_metrics(np.exp(selection.log_p1(test.logits)), np.exp(selection.log_p1(o.logits)))
+    msp = {name: metrics.ood_metrics(np.exp(baselines.log_max_softmax(test.logits)), np.exp(baselines.log_max_softmax(o.logits)))
            for name, o in oods.items()}
     print(json.dumps({"max_softmax": {k: {m: round(v[m], 4) for m in ("auroc", "fpr95")} for k, v in msp.items()}}))
     for variant in args.variant or ["default"]:

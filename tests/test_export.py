@@ -1,6 +1,5 @@
 """Export: one SavedModel graph (uint8 in, scores out), TF Serving layout, TFLite parity."""
 
-import json
 
 import numpy as np
 import pytest
