@@ -22,7 +22,6 @@ from bal_tf import metrics as metrics_lib
 from bal_tf.errors import InputError
 from bal_tf.run_dir import RunDir
 
-BAL_METHODS = ("bal", "bal_p2_only", "bal_last")
 # ODIN's setting for the MNIST family, as in the paper's Table 4 (T = 10, eps = 5e-4).
 ODIN_MNIST_FAMILY = (10.0, 5e-4)
 ODIN_TEMPERATURES = (1.0, 10.0, 100.0, 1000.0)
