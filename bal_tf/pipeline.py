@@ -192,7 +192,11 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
                         ("discriminator_selected", result.discriminator),
                         ("discriminator_last", result.last_discriminator)):
         save_keras(model, run.bal_dir / f"{name}.keras")
-    run.write_json("bal/history.json", {"selected_epoch": result.selected_epoch, "epochs": result.history})
+    run.write_json("bal/history.json", {"selected_epoch": result.selected_epoch, "epochs": result.history,
+                                        "diverged": result.diverged})
+    if result.diverged:
+        print(f"stage 2: warning: {result.diverged}. Training stopped; the checkpoints kept are "
+              f"from the last finished epoch ({len(result.history)}) or earlier.")
     detector = BALDetector.from_parts(features_of, result.discriminator)
     detector.save(run.detector_path)
     best = result.history[result.selected_epoch - 1].get("selection_criterion")

@@ -31,10 +31,15 @@ class BALResult:
     last_discriminator: keras.Model
     selected_epoch: int  # 1-based
     history: list
+    diverged: str | None = None  # set when the NaN guard stopped training
 
 
 class SelectionCallback(keras.callbacks.Callback):
-    """Scores every epoch on held-out ID vs synthetic OOD and remembers the best weights."""
+    """Scores every epoch on held-out ID vs synthetic OOD and remembers the best weights.
+
+    Also the NaN guard: a non-finite loss or D mean after any batch stops training, and the
+    weights of the last finished epoch stay the "last" checkpoint (``diverged`` says where).
+    """
 
     def __init__(self, data: selection.SelectionData | None, families, log_dir: str | None, seed: int):
         super().__init__()
@@ -45,11 +50,30 @@ class SelectionCallback(keras.callbacks.Callback):
         self.best = -np.inf
         self.best_epoch = None
         self.best_weights = None
+        self.last_good_weights = None
+        self.diverged = None
+        self.epoch = 0
         self.history = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._check_finite(logs, f"batch {batch + 1} of epoch {self.epoch + 1}")
+
+    def _check_finite(self, logs, where) -> bool:
+        bad = {k: float(v) for k, v in (logs or {}).items() if not np.isfinite(float(v))}
+        if bad and self.diverged is None:
+            self.diverged = f"GAN training diverged at {where}: {bad}"
+            self.model.stop_training = True
+        return self.diverged is None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs if logs is not None else {}
+        if not self._check_finite(logs, f"the end of epoch {epoch + 1}"):
+            return  # nothing to select from a broken model
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
+        scoring = self.model.scoring_discriminator
         if self.data is not None:
             aurocs, d_values = selection.selection_scores(self.model, self.data, self.families, seed=self.seed + epoch)
             criterion = float(np.mean(list(aurocs.values())))
@@ -64,15 +88,8 @@ class SelectionCallback(keras.callbacks.Callback):
                         tf.summary.histogram(f"D_on/{kind}", values)
             if criterion > self.best:
                 self.best, self.best_epoch = criterion, epoch + 1
-                self.best_weights = (self.model.scoring_discriminator.get_weights(),
-                                     self.model.generator.get_weights())
-        for name, value in record.items():
-            if not np.isfinite(value):
-                self.model.stop_training = True
-                raise FloatingPointError(
-                    f"GAN training diverged at epoch {epoch + 1}: {name} = {value}. "
-                    "Lower the learning rates or the FGSM epsilon."
-                )
+                self.best_weights = (scoring.get_weights(), self.model.generator.get_weights())
+        self.last_good_weights = scoring.get_weights()
         self.history.append(record)
 
 
@@ -129,14 +146,22 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
     start = time.time()
     gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
     seconds = time.time() - start
+    if selector.diverged and selector.last_good_weights is None:
+        raise FloatingPointError(
+            f"{selector.diverged}, before any epoch finished. Lower gan.d_learning_rate / "
+            "gan.g_learning_rate or the FGSM epsilon."
+        )
     scoring = gan.scoring_discriminator
     last = keras.models.clone_model(scoring)
-    last.set_weights(scoring.get_weights())
-    selected_epoch = config.epochs
+    last.set_weights(selector.last_good_weights if selector.last_good_weights is not None
+                     else scoring.get_weights())
+    selected_epoch = len(selector.history)
     if config.selection == "synthetic" and selector.best_weights is not None:
         selected_epoch = selector.best_epoch
         scoring.set_weights(selector.best_weights[0])
         gan.generator.set_weights(selector.best_weights[1])
     for record in selector.history:
         record["seconds_total"] = round(seconds, 2)
-    return BALResult(gan, scoring, last, selected_epoch, selector.history)
+    if selector.diverged and not (config.selection == "synthetic" and selector.best_weights is not None):
+        scoring.set_weights(selector.last_good_weights)
+    return BALResult(gan, scoring, last, selected_epoch, selector.history, selector.diverged)

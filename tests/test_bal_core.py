@@ -162,3 +162,33 @@ def test_feature_batches_use_full_boxes():
     features, labels = tiny_features(n=300)
     batches = list(feature_batches(features, labels, 128, seed=0))
     assert [len(b[0]) for b in batches] == [128, 128]
+
+
+class PoisonD(keras.callbacks.Callback):
+    """Writes NaN into D's weights when epoch ``epoch`` (0-based) begins."""
+
+    def __init__(self, epoch):
+        super().__init__()
+        self.epoch = epoch
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if epoch == self.epoch:
+            for weight in self.model.discriminator.weights:
+                weight.assign(np.full(weight.shape, np.nan, np.float32))
+
+
+def test_nan_guard_stops_and_keeps_the_last_good_epoch():
+    from bal_tf.features import FeatureSet
+    from bal_tf.train_bal import train_bal
+
+    features, labels = tiny_features(n=512)
+    train = FeatureSet(features, np.eye(3, dtype=np.float32)[labels] * 5, labels)
+    config = GANConfig(epochs=4, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
+                       selection="last", d_ema_decay=0.0)
+    result = train_bal(config, None, train, verbose=0, extra_callbacks=[PoisonD(2)])
+    assert result.diverged and "epoch 3" in result.diverged
+    assert len(result.history) == 2 and result.selected_epoch == 2
+    for model in (result.discriminator, result.last_discriminator):
+        assert all(np.isfinite(w).all() for w in model.get_weights())
+    with pytest.raises(FloatingPointError, match="before any epoch finished"):
+        train_bal(config, None, train, verbose=0, extra_callbacks=[PoisonD(0)])
