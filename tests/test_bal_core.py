@@ -164,17 +164,16 @@ def test_feature_batches_use_full_boxes():
     assert [len(b[0]) for b in batches] == [128, 128]
 
 
-class PoisonD(keras.callbacks.Callback):
-    """Writes NaN into D's weights when epoch ``epoch`` (0-based) begins."""
+def poison_d_at(epoch_to_poison):
+    """A callback that writes NaN into D's weights when that (0-based) epoch begins."""
 
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_begin(self, epoch, logs=None):
-        if epoch == self.epoch:
-            for weight in self.model.discriminator.weights:
+    def poison(epoch, logs):
+        if epoch == epoch_to_poison:
+            for weight in callback.model.discriminator.weights:
                 weight.assign(np.full(weight.shape, np.nan, np.float32))
+
+    callback = keras.callbacks.LambdaCallback(on_epoch_begin=poison)
+    return callback
 
 
 def test_nan_guard_stops_and_keeps_the_last_good_epoch():
@@ -185,10 +184,10 @@ def test_nan_guard_stops_and_keeps_the_last_good_epoch():
     train = FeatureSet(features, np.eye(3, dtype=np.float32)[labels] * 5, labels)
     config = GANConfig(epochs=4, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
                        selection="last", d_ema_decay=0.0)
-    result = train_bal(config, None, train, verbose=0, extra_callbacks=[PoisonD(2)])
+    result = train_bal(config, None, train, verbose=0, extra_callbacks=[poison_d_at(2)])
     assert result.diverged and "epoch 3" in result.diverged
     assert len(result.history) == 2 and result.selected_epoch == 2
     for model in (result.discriminator, result.last_discriminator):
         assert all(np.isfinite(w).all() for w in model.get_weights())
     with pytest.raises(FloatingPointError, match="before any epoch finished"):
-        train_bal(config, None, train, verbose=0, extra_callbacks=[PoisonD(0)])
+        train_bal(config, None, train, verbose=0, extra_callbacks=[poison_d_at(0)])

@@ -32,16 +32,14 @@ def tiny_config(data_dir, epochs=2):
     )
 
 
-class StopAfterEpoch(keras.callbacks.Callback):
-    """Simulates a crash at the end of an epoch, after the backup was written."""
+def stop_after_epoch(epoch_to_stop):
+    """Simulates a crash at the end of an epoch, after the backup callback saved it."""
 
-    def __init__(self, epoch):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch == self.epoch:
+    def stop(epoch, logs):
+        if epoch == epoch_to_stop:
             raise KeyboardInterrupt("simulated interruption")
+
+    return keras.callbacks.LambdaCallback(on_epoch_end=stop)
 
 
 class RecordEpochs(keras.callbacks.Callback):
@@ -57,7 +55,7 @@ def test_training_resumes_after_an_interruption(provisioned_data_dir, tmp_path):
     config = tiny_config(provisioned_data_dir, epochs=3)
     run = open_run_dir(tmp_path / "run", config)
     with pytest.raises(KeyboardInterrupt):
-        classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[StopAfterEpoch(0)])
+        classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[stop_after_epoch(0)])
     assert not run.classifier_path.exists()
     assert (run.stage1_dir / "backup").is_dir()
 
