@@ -36,7 +36,8 @@ class PredictedClass(layers.Layer):
         # TFLite builtin runtime lacks.
         predicted = tf.argmax(logits, axis=-1)
         top = ops.max(logits, axis=-1, keepdims=True)
-        others = ops.exp(logits - top) * (1.0 - ops.one_hot(predicted, ops.shape(logits)[-1]))
+        not_predicted = ops.take(1.0 - ops.eye(logits.shape[-1]), predicted, axis=0)  # see OneHot
+        others = ops.exp(logits - top) * not_predicted
         return ops.cast(predicted, "int32"), -ops.log1p(ops.sum(others, axis=-1))
 
     def compute_output_shape(self, input_shape):

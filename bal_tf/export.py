@@ -8,7 +8,10 @@ an output and written to ``export_info.json``.
 
 Inputs: ``images``, uint8 ``[batch, H, W, C]`` in the ID set's shape (28x28x1 for the MNIST
 family, 32x32x3 otherwise), values 0..255. Another dtype or shape is refused by the signature.
-uint8 cannot hold out-of-range values; clip and round float images to 0..255 before sending.
+uint8 cannot hold out-of-range values. The SavedModel's second signature, ``serving_float``,
+takes float32 pixels on the same 0..255 scale: it clips them to 0..255 and rounds them (so it
+gives exactly the uint8 path's outputs) and refuses NaN / Inf. TFLite models carry only the
+uint8 signature.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from bal_tf.errors import InputError
 from bal_tf.io import atomic_path, atomic_write_text
 
 OUTPUT_KEYS = ("class", "p1", "p2", "score", "is_ood", "threshold")
-TFLITE_MODES = ("float32", "dynamic_range", "int8", "full_int8")
+TFLITE_MODES = ("float32", "dynamic_range", "full_int8")
 
 
 def calibrate_threshold(log_scores: np.ndarray, tpr: float = 0.95) -> float:
@@ -37,7 +40,8 @@ def calibrate_threshold(log_scores: np.ndarray, tpr: float = 0.95) -> float:
 
 
 class ServingModule(tf.Module):
-    """The exported graph: ``serving_default(images uint8) -> dict``."""
+    """The exported graph: ``serving_default(images uint8) -> dict`` and the float variant
+    ``serving_float(images float32) -> dict`` (values clipped to 0..255, NaN / Inf refused)."""
 
     def __init__(self, detector_model: keras.Model, log_threshold: float):
         super().__init__()
@@ -45,6 +49,15 @@ class ServingModule(tf.Module):
         self.log_threshold = tf.constant(log_threshold, tf.float32)
         shape = (None, *detector_model.inputs[0].shape[1:])
         self.serve = tf.function(self._serve, input_signature=[tf.TensorSpec(shape, tf.uint8, name="images")])
+        self.serve_float = tf.function(self._serve_float,
+                                       input_signature=[tf.TensorSpec(shape, tf.float32, name="images")])
+
+    def _serve_float(self, images):
+        images = tf.debugging.assert_all_finite(
+            images, "serving_float: images must be finite (received NaN or Inf); expected float32 "
+            "pixel values in 0..255")
+        # Same pixels as the uint8 path: clip out-of-range values, round like a uint8 encoder.
+        return self._serve(tf.cast(tf.round(tf.clip_by_value(images, 0.0, 255.0)), tf.uint8))
 
     def _serve(self, images):
         out = self.detector_model(tf.cast(images, tf.float32), training=False)
@@ -69,6 +82,7 @@ def export_saved_model(detector_model: keras.Model, log_threshold: float, path: 
     archive = keras.export.ExportArchive()
     archive.track(detector_model)
     archive.add_endpoint("serving_default", module.serve)
+    archive.add_endpoint("serving_float", module.serve_float)
     with atomic_path(path, suffix="") as tmp:
         archive.write_out(str(tmp), verbose=False)
     return Path(path)
@@ -95,12 +109,12 @@ def tf_serving_layout(saved_model_dir: Path, export_dir: Path, model_name: str, 
 
 
 def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.ndarray | None = None) -> bytes:
-    """SavedModel -> TFLite flatbuffer: ``float32``, ``dynamic_range`` or ``int8``.
+    """SavedModel -> TFLite flatbuffer: ``float32``, ``dynamic_range`` or ``full_int8``.
 
-    ``int8`` quantizes the backbone's weights and activations with representative ID training
-    images and keeps the discriminator and the score's tail in float (``INT8_FLOAT_OPS``);
-    input (uint8) and outputs keep their dtypes. ``full_int8`` quantizes every op it can
-    (exported for comparison: it loses accuracy, see docs/SERVING.md).
+    ``dynamic_range`` stores int8 weights and computes in float. ``full_int8`` quantizes every
+    op's weights and activations to int8 (the ranges calibrated on ``representative_images``,
+    ID training images); only the graph's edges convert: the uint8 input is quantized and the
+    float outputs dequantized, so all three models share one signature.
     """
     if mode not in TFLITE_MODES:
         raise InputError(f"mode must be one of {TFLITE_MODES}. Received: {mode!r}")
@@ -126,14 +140,6 @@ def convert_tflite(saved_model_dir: Path, mode: str, representative_images: np.n
         return _convert(converter, mode, representative_images)
 
 
-# Op types kept in float in the "int8" model: the discriminator MLP (BATCH_MATMUL, LEAKY_RELU,
-# its label concat and one-hot), the head, and the log / exp tail of the score. Quantizing them
-# too cost 5.4 AUROC points on MNIST -> Fashion-MNIST (98.94 -> 93.52); with them in float
-# the convolutional backbone is int8 and the AUROC matches float (98.98).
-INT8_FLOAT_OPS = ["BATCH_MATMUL", "LEAKY_RELU", "CONCATENATION", "ONE_HOT", "FULLY_CONNECTED", "EXP", "LOG",
-                  "LOGISTIC", "NEG", "SUM", "ADD", "SUB", "MUL", "REDUCE_MAX", "MEAN", "RESHAPE"]
-
-
 def _convert(converter, mode: str, representative_images) -> bytes:
     if mode == "float32":
         return converter.convert()
@@ -141,19 +147,17 @@ def _convert(converter, mode: str, representative_images) -> bytes:
     if mode == "dynamic_range":
         return converter.convert()
     if representative_images is None:
-        raise InputError("int8 conversion needs representative ID images.")
+        raise InputError("full_int8 conversion needs representative ID images (calibration data).")
 
     def representative():
         for image in representative_images:
             yield {"images": image[None].astype(np.uint8)}
 
     converter.representative_dataset = representative
-    if mode == "full_int8":
-        return converter.convert()
-    debugger = tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=representative,
-        debug_options=tf.lite.experimental.QuantizationDebugOptions(denylisted_ops=INT8_FLOAT_OPS))
-    return debugger.get_nondebug_quantized_model()
+    # Integer kernels only: a conversion that would leave an op in float fails here instead of
+    # silently shipping a mixed model.
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    return converter.convert()
 
 
 class LiteRTRunner:
@@ -262,7 +266,8 @@ def auroc_parity(detector, out_dir: Path, config, ood_name: str, count: int) -> 
                                                             image_shape=shape, limit=count))
     result = {"ood": ood_name, "images_each": count,
               "keras": auroc(detector.predict(id_images)["score"], detector.predict(ood_images)["score"])}
-    for path in sorted(out_dir.glob("bal_*.tflite")):
+    for mode in TFLITE_MODES:  # not a glob: a stale file from an older export is not reported
+        path = out_dir / f"bal_{mode}.tflite"
         runner = LiteRTRunner(path)
         result[path.stem] = auroc(runner(id_images, batch_size=256)["score"],
                                   runner(ood_images, batch_size=256)["score"])
@@ -271,9 +276,7 @@ def auroc_parity(detector, out_dir: Path, config, ood_name: str, count: int) -> 
 
 def rest_request_body(images: np.ndarray, signature: str = "serving_default") -> dict:
     """The JSON body of a TF Serving REST predict call (``POST /v1/models/<name>:predict``)."""
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise InputError(f"The signature takes uint8 images. Received dtype {images.dtype}")
+    images = _check_request_dtype(images, signature)
     return {"signature_name": signature, "inputs": {"images": images.tolist()}}
 
 
@@ -281,11 +284,22 @@ def predict_request(images: np.ndarray, model_name: str = "bal", signature: str 
     """A TF Serving gRPC ``PredictRequest`` for the exported signature (tensorflow-serving-api)."""
     from tensorflow_serving.apis import predict_pb2
 
-    images = np.asarray(images)
-    if images.dtype != np.uint8:
-        raise InputError(f"The signature takes uint8 images. Received dtype {images.dtype}")
+    images = _check_request_dtype(images, signature)
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model_name
     request.model_spec.signature_name = signature
     request.inputs["images"].CopyFrom(tf.make_tensor_proto(images))
     return request
+
+
+SIGNATURE_DTYPES = {"serving_default": np.uint8, "serving_float": np.float32}
+
+
+def _check_request_dtype(images, signature: str) -> np.ndarray:
+    if signature not in SIGNATURE_DTYPES:
+        raise InputError(f"Unknown signature {signature!r}. Known: {sorted(SIGNATURE_DTYPES)}")
+    images = np.asarray(images)
+    expected = np.dtype(SIGNATURE_DTYPES[signature])
+    if images.dtype != expected:
+        raise InputError(f"The signature {signature} takes {expected} images. Received dtype {images.dtype}")
+    return images

@@ -67,7 +67,10 @@ class OneHot(layers.Layer):
         self.num_classes = num_classes
 
     def call(self, labels):
-        return ops.one_hot(ops.cast(labels, "int32"), self.num_classes)
+        # Rows of an identity matrix rather than ops.one_hot: the same values, but TFLite's
+        # full-int8 ONE_HOT kernel ignores the output's quantization scale and feeds D wrong
+        # labels, while GATHER of a quantized constant is exact (docs/SERVING.md).
+        return ops.take(ops.eye(self.num_classes), ops.cast(labels, "int32"), axis=0)
 
     def compute_output_shape(self, input_shape):
         return (*input_shape, self.num_classes)

@@ -6,7 +6,7 @@ real OOD data), and report AUROC / FPR95 on real OOD sets for the selected and t
 beside max-softmax. Real OOD data is used here only for reporting.
 
     python benchmarks/gan_sweep.py --run runs/mnist-cpu-seed0 --ood fashion_mnist \
-        --ood uniform_noise --seeds 0 1 2 --variant default --variant label_conditioning=projection
+        --ood uniform_noise --seeds 0 1 2 --variant default --variant gan.label_conditioning=projection
 """
 
 import argparse
@@ -27,6 +27,7 @@ def main(argv=None):
                         help="'default' or comma-separated gan.field=value overrides")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="gan.field=value applied to every variant")
+    parser.add_argument("--label", help="name recorded for the variant (default: the overrides)")
     parser.add_argument("--out", type=Path, help="JSON lines output file")
     args = parser.parse_args(argv)
 
@@ -51,7 +52,15 @@ def main(argv=None):
     test = splits["test"]
     msp = {name: metrics.ood_metrics(np.exp(baselines.log_max_softmax(test.logits)), np.exp(baselines.log_max_softmax(o.logits)))
            for name, o in oods.items()}
-    print(json.dumps({"max_softmax": {k: {m: round(v[m], 4) for m in ("auroc", "fpr95")} for k, v in msp.items()}}))
+    msp_record = {"variant": "max_softmax", "baseline": True, "run": str(run.root), "seed": base.seed,
+                  "classifier_seed": base.seed, "selected_epoch": "-"}
+    for name, m in msp.items():
+        msp_record[f"selected/{name}"] = msp_record[f"last/{name}"] = {
+            "auroc": round(m["auroc"], 4), "fpr95": round(m["fpr95"], 4)}
+    print(json.dumps(msp_record), flush=True)
+    if args.out:
+        with open(args.out, "a") as handle:
+            handle.write(json.dumps(msp_record) + "\n")
     for variant in args.variant or ["default"]:
         overrides = list(args.overrides) + ([] if variant == "default" else variant.split(","))
         config = base.with_overrides(overrides)
@@ -62,7 +71,8 @@ def main(argv=None):
                 {k: (v.features, v.logits) for k, v in synthetic.items()}, config.gan.batch_size)
             result = train_bal(config.gan, features_of, splits["train"], selection_data=selection_data,
                                seed=seed, verbose=0)
-            record = {"variant": variant, "seed": seed, "selected_epoch": result.selected_epoch,
+            record = {"variant": args.label or variant, "overrides": overrides, "run": str(run.root),
+                      "seed": seed, "classifier_seed": base.seed, "selected_epoch": result.selected_epoch,
                       "seconds": round(time.time() - start, 1)}
             for tag, disc in (("selected", result.discriminator), ("last", result.last_discriminator)):
                 id_scores = selection.bal_log_score(disc, test.features, test.logits)

@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Summarize gan_sweep.py's JSON lines as a Markdown table (mean +- std over seeds).
 
-    python benchmarks/summarize_sweep.py results.jsonl [--ood fashion_mnist --ood uniform_noise]
+    python benchmarks/summarize_sweep.py results.jsonl [--ood fashion_mnist --ood uniform_noise] [--prefix table1:]
 """
 
 import argparse
@@ -15,11 +15,19 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("jsonl")
     parser.add_argument("--ood", action="append", default=[])
+    parser.add_argument("--prefix", help="only variants whose name starts with this (e.g. table1:)")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in open(args.jsonl) if line.strip()]
     oods = args.ood or sorted({k.split("/", 1)[1] for r in records for k in r if k.startswith("selected/")})
+    if args.prefix:
+        records = [r for r in records if r["variant"].startswith(args.prefix) or r.get("baseline")]
     by_variant = defaultdict(list)
+    seen = set()
     for record in records:
+        key = (record["variant"], record.get("run"), record["seed"])
+        if key in seen:  # a baseline is recorded once per sweep call; count it once per run
+            continue
+        seen.add(key)
         by_variant[record["variant"]].append(record)
     header = ["variant", "seeds", "selected epochs"]
     for ood in oods:

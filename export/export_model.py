@@ -13,7 +13,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Turn a run into one graph, uint8 images -> {class, p1, p2, score, is_ood, threshold}: "
         "a SavedModel (serving_default), the TF Serving layout <out>/serving/<name>/<version>/ with "
-        "models.config, and TFLite float32 / dynamic-range / int8 models. The threshold accepts 95% of "
+        "models.config, and TFLite float32 / dynamic-range / full-int8 models. The threshold accepts 95% of "
         "held-out ID images. Prints and writes export_info.json with parity figures.")
     parser.add_argument("--run", required=True, help="a run directory with detector.keras")
     parser.add_argument("--out", help="output folder (default: RUN/export)")

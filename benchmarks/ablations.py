@@ -1,0 +1,98 @@
+#!/usr/bin/env python
+"""The paper's ablations (Tables 1-3) on this project's offline data, over several seeds.
+
+Each (variant, seed) trains BAL's GAN on the cached features of one run (the run's own seed is
+the GAN seed), selects a checkpoint with the synthetic criterion (no real OOD data) and reports
+AUROC / FPR95 on real OOD sets, through ``gan_sweep.py``. Results are appended as JSON lines;
+``summarize_sweep.py`` turns them into the tables of docs/results/REPRODUCTION.md.
+
+    # Tables 1 and 2 on the three MNIST runs, Fashion-MNIST as OOD
+    python benchmarks/ablations.py --table 1 --table 2 --ood fashion_mnist \\
+        --runs runs/mnist-cpu-seed0 runs/mnist-cpu-seed1 runs/mnist-cpu-seed2 --out ablations.jsonl
+    # Table 3: one classifier per feature dimension (an extra Dense layer), trained first
+    python benchmarks/ablations.py --table 3 --ood fashion_mnist --seeds 0 1 2 --out table3.jsonl
+
+The paper's ablations use CIFAR-10 vs TinyImageNet, which are not available offline.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Table 1: the loss combinations of L_d (Eq. 11). L_t alone drops both trivial and hard negatives.
+TABLE1 = {
+    "L_t": "gan.use_shuffle_loss=false,gan.use_uniform_loss=false",
+    "L_t+L_s": "gan.use_uniform_loss=false",
+    "L_t+L_u": "gan.use_shuffle_loss=false",
+    "L_t+L_s+L_u": "default",
+}
+# Table 2: lambda_c of Eq. 9 (0.7 is the default, shared with Table 1's last row).
+TABLE2 = {f"lambda_c={v}": f"gan.lambda_c={v}" for v in (0.1, 0.3, 0.5, 0.7, 0.9)}
+# Table 3: trivial sampling method at several penultimate sizes.
+TABLE3_DIMS = (2, 64, 256, 512)
+TABLE3 = {"uniform": "gan.trivial_sampling=uniform", "gaussian": "gan.trivial_sampling=gaussian"}
+
+
+def table3_run(root: Path, dim: int, seed: int, base_preset: str, quiet: bool) -> Path:
+    """Trains (or reuses) a classifier whose penultimate layer has ``dim`` units."""
+    from bal_tf import pipeline
+
+    run_dir = root / f"{base_preset}-dim{dim}-seed{seed}"
+    argv = ["--preset", base_preset, "--seed", str(seed), "--run-dir", str(run_dir),
+            "--set", f"backbone.feature_dim={dim}", "--stages", "classifier"]
+    if pipeline.main(argv + (["--quiet"] if quiet else [])) != 0:
+        raise SystemExit(f"stage 1 failed for {run_dir}")
+    return run_dir
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--table", type=int, action="append", choices=[1, 2, 3], required=True)
+    parser.add_argument("--runs", nargs="*", type=Path, default=[],
+                        help="finished runs for Tables 1 and 2 (one per seed)")
+    parser.add_argument("--ood", action="append", default=[], help="OOD sets to report (repeatable)")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="Table 3 seeds")
+    parser.add_argument("--table3-preset", default="mnist-cpu")
+    parser.add_argument("--table3-root", type=Path, default=Path("runs/ablation"))
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="gan.field=value applied to every variant (e.g. gan.epochs=10)")
+    parser.add_argument("--out", type=Path, required=True, help="JSON lines output (appended)")
+    args = parser.parse_args(argv)
+
+    import gan_sweep  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
+
+    common = []
+    for override in args.overrides:
+        common += ["--set", override]
+    for ood in args.ood:
+        common += ["--ood", ood]
+    for table in args.table:
+        if table in (1, 2):
+            if not args.runs:
+                parser.error("Tables 1 and 2 need --runs")
+            variants = TABLE1 if table == 1 else TABLE2
+            for run in args.runs:
+                seed = _run_seed(run)
+                for name, variant in variants.items():
+                    gan_sweep.main(["--run", str(run), "--seeds", str(seed), "--variant", variant,
+                                    "--label", f"table{table}:{name}", "--out", str(args.out), *common])
+        else:
+            for dim in TABLE3_DIMS:
+                for seed in args.seeds:
+                    run = table3_run(args.table3_root, dim, seed, args.table3_preset, quiet=True)
+                    for name, variant in TABLE3.items():
+                        gan_sweep.main(["--run", str(run), "--seeds", str(seed), "--variant", variant,
+                                        "--label", f"table3:dim={dim}:{name}", "--out", str(args.out),
+                                        *common])
+
+
+def _run_seed(run: Path) -> int:
+    import json
+
+    return int(json.loads((run / "config.json").read_text())["seed"])
+
+
+if __name__ == "__main__":
+    main()
