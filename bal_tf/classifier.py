@@ -1,22 +1,24 @@
 """Stage 1: train the classifier H = head(h(x)) with Adam and cross-entropy (paper Sec. 5.2).
 
-Resumable: Keras' ``BackupAndRestore`` keeps the model and optimizer state of the last finished
-epoch in ``RUN/stage1/backup``; running the same command again continues from there. The
-finished classifier is written atomically to ``RUN/classifier.keras``.
+Resumable: after every epoch the weights and optimizer state go to ``RUN/stage1/resume/epoch_N``
+(each written atomically, see ``bal_tf.checkpointing``); running the same command again
+continues after the newest complete epoch, on the same batches an uninterrupted run would see.
+The finished classifier is written atomically to ``RUN/classifier.keras``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import shutil
 import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import tensorflow as tf
 
 from bal_tf import data
 from bal_tf.backbones import build_classifier
+from bal_tf.checkpointing import EpochCheckpoints, SaveEachEpoch, seeded_epochs
 from bal_tf.config import RunConfig
 from bal_tf.errors import InputError
 from bal_tf.io import atomic_path
@@ -64,16 +66,14 @@ def augment_crop_flip(image: tf.Tensor, seed: tf.Tensor, padding: int = 4) -> tf
 
 
 def training_pipeline(
-    dataset: tf.data.Dataset, batch_size: int, seed: int, augment: bool
+    images: np.ndarray, labels: np.ndarray, batch_size: int, seed: int, augment: bool,
+    first_epoch: int = 0, epochs: int = 1,
 ) -> tf.data.Dataset:
-    dataset = dataset.shuffle(10_000, seed=seed, reshuffle_each_iteration=True)
-    if augment:
-        seeds = tf.data.Dataset.random(seed=seed).batch(2)
-        dataset = tf.data.Dataset.zip(dataset, seeds).map(
-            lambda example, s: (augment_crop_flip(example[0], s), example[1]),
-            num_parallel_calls=tf.data.AUTOTUNE,
-        )
-    return dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+    """Epochs ``first_epoch .. epochs - 1`` back to back, each shuffled and augmented from seeds
+    that depend only on ``(seed, epoch)`` (``bal_tf.checkpointing.seeded_epochs``): a run
+    resumed at epoch e trains on exactly the batches an uninterrupted run would."""
+    per_example = (lambda s, image, label: (augment_crop_flip(image, s), label)) if augment else None
+    return seeded_epochs((images, labels), batch_size, seed, first_epoch, epochs, per_example=per_example)
 
 
 def eval_pipeline(dataset: tf.data.Dataset, batch_size: int = 512) -> tf.data.Dataset:
@@ -100,7 +100,7 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         run: the run directory.
         id_data: preloaded ID splits (default: loaded from the config).
         verbose: Keras' ``fit`` verbosity (``"auto"`` shows a progress bar).
-        extra_callbacks: more Keras callbacks, run after the backup callback.
+        extra_callbacks: more Keras callbacks, run after the checkpoint callback.
 
     Returns:
         The trained classifier (image -> logits).
@@ -110,41 +110,48 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
     augment = config.classifier.augment
     if augment is None:
         augment = id_data.image_shape[-1] == 3  # not for digits: a mirrored 2 is not a 2
-    train = training_pipeline(id_data.train, config.classifier.batch_size, config.seed, augment)
-    steps_per_epoch = int(train.cardinality())
-    if steps_per_epoch <= 0:
+    try:
+        train_images, train_labels = data.to_numpy(id_data.train)
+    except InputError:
         raise InputError(
-            f"The training split of {config.data.id_dataset!r} is empty or of unknown size "
-            f"(cardinality {steps_per_epoch}). Expected at least one batch."
-        )
+            f"The training split of {config.data.id_dataset!r} is empty. Expected at least one example."
+        ) from None
+    train_count = len(train_images)
+    steps_per_epoch = -(-train_count // config.classifier.batch_size)
     model = build_classifier(config.backbone, id_data.image_shape, id_data.num_classes)
     model.compile(
         optimizer=build_optimizer(config, steps_per_epoch),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
     )
-    backup_dir = run.stage1_dir / "backup"
-    checkpoints = run.stage1_dir / "checkpoints"
-    checkpoints.mkdir(parents=True, exist_ok=True)
+    # Resume: weights and optimizer state (Adam's moments, the step that drives the cosine
+    # schedule) of the newest complete epoch; the data pipeline then starts at the next epoch.
+    checkpoints = EpochCheckpoints(run.stage1_dir / "resume")
+    model.optimizer.build(model.trainable_variables)
+    first_epoch = checkpoints.restore(lambda path: model.load_weights(path / "model.weights.h5"))
+    if first_epoch:
+        print(f"stage 1: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
     callbacks = [
-        # delete_checkpoint=False: if the process dies after fit but before classifier.keras is
-        # written, the next run restores the final epoch instead of training again.
-        keras.callbacks.BackupAndRestore(str(backup_dir), delete_checkpoint=False),
-        keras.callbacks.ModelCheckpoint(str(checkpoints / "epoch{epoch:03d}.keras")),
+        SaveEachEpoch(checkpoints, lambda path: model.save_weights(path / "model.weights.h5")),
         keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"),
         *extra_callbacks,
     ]
+    train = training_pipeline(train_images, train_labels, config.classifier.batch_size, config.seed, augment,
+                              first_epoch, config.classifier.epochs)
     holdout = eval_pipeline(id_data.holdout)
     has_holdout = int(id_data.holdout.cardinality()) != 0
     start = time.time()
-    model.fit(
-        train,
-        epochs=config.classifier.epochs,
-        validation_data=holdout if has_holdout else None,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
-    )
+    if first_epoch < config.classifier.epochs:
+        model.fit(
+            train,
+            epochs=config.classifier.epochs,
+            initial_epoch=first_epoch,
+            steps_per_epoch=steps_per_epoch,
+            validation_data=holdout if has_holdout else None,
+            callbacks=callbacks,
+            verbose=verbose,
+            shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
+        )
     train_seconds = time.time() - start
     test_loss, test_accuracy = model.evaluate(eval_pipeline(id_data.test), verbose=0)
     metrics = {
@@ -156,9 +163,9 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
     }
     if has_holdout:
         metrics["holdout_accuracy"] = float(model.evaluate(holdout, verbose=0)[1])
-    save_keras(model, run.classifier_path)
     run.write_json("stage1/metrics.json", metrics)
-    shutil.rmtree(backup_dir, ignore_errors=True)
+    save_keras(model, run.classifier_path)  # last: its presence means stage 1 is done
+    checkpoints.clear()
     return model
 
 

@@ -266,14 +266,19 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
 
 
 def feature_batches(features: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,
-                    shuffle: bool = True) -> tf.data.Dataset:
-    """tf.data over cached features; every batch is one batch-wise box of Eqs. 4-5.
+                    shuffle: bool = True, first_epoch: int = 0, epochs: int = 1) -> tf.data.Dataset:
+    """tf.data over cached features for epochs ``first_epoch .. epochs - 1``, back to back.
 
-    ``drop_remainder`` keeps the box computed over full batches (a 3-feature tail batch
-    would give a degenerate box).
+    Every batch is one batch-wise box of Eqs. 4-5. Epoch e's order is a stateless shuffle
+    seeded by ``(seed, e)``, so a run resumed at epoch e sees the batches an uninterrupted run
+    would. ``drop_remainder`` keeps the box computed over full batches (a 3-feature tail batch
+    would give a degenerate box); see ``steps_per_epoch``.
     """
-    dataset = tf.data.Dataset.from_tensor_slices((features.astype(np.float32), labels.astype(np.int32)))
-    if shuffle:
-        dataset = dataset.shuffle(len(features), seed=seed, reshuffle_each_iteration=True)
-    drop = len(features) >= batch_size
-    return dataset.batch(batch_size, drop_remainder=drop).prefetch(tf.data.AUTOTUNE)
+    from bal_tf.checkpointing import seeded_epochs
+
+    return seeded_epochs((features.astype(np.float32), labels.astype(np.int32)), batch_size, seed,
+                         first_epoch, epochs, shuffle=shuffle, drop_remainder=len(features) >= batch_size)
+
+
+def steps_per_epoch(count: int, batch_size: int) -> int:
+    return count // batch_size if count >= batch_size else 1

@@ -187,7 +187,7 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
           f"{splits['train'].features.shape[1]} for {config.gan.epochs} epochs")
     result = train_bal(
         config.gan, features_of, splits["train"], selection_data=selection_data, seed=config.seed,
-        verbose=verbose, log_dir=str(run.logs_dir / "stage2"))
+        verbose=verbose, log_dir=str(run.logs_dir / "stage2"), checkpoint_dir=run.bal_dir / "resume")
     for name, model in (("generator_selected", result.gan.generator),
                         ("discriminator_selected", result.discriminator),
                         ("discriminator_last", result.last_discriminator)):
@@ -198,7 +198,8 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
         print(f"stage 2: warning: {result.diverged}. Training stopped; the checkpoints kept are "
               f"from the last finished epoch ({len(result.history)}) or earlier.")
     detector = BALDetector.from_parts(features_of, result.discriminator)
-    detector.save(run.detector_path)
+    detector.save(run.detector_path)  # last: its presence means stage 2 is done
+    shutil.rmtree(run.bal_dir / "resume", ignore_errors=True)
     best = result.history[result.selected_epoch - 1].get("selection_criterion")
     print(f"stage 2: done. selected epoch {result.selected_epoch} of {config.gan.epochs}"
           + (f" (selection criterion {best:.4f})" if best is not None else "")

@@ -4,7 +4,7 @@ Layout::
 
     RUN/config.json              resolved RunConfig
     RUN/classifier.keras         stage 1 result (or a copy of the user's classifier)
-    RUN/stage1/                  backup for resuming, per-epoch checkpoints, metrics.json
+    RUN/stage1/                  resume/ (last epochs, for resuming), metrics.json
     RUN/features/                cached penultimate features and logits per split (.npz)
     RUN/bal/                     stage 2: G and D (selected and last), history.json
     RUN/detector.keras           image -> {class, p1, p2, score, log_score} (selected D)

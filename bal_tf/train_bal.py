@@ -19,7 +19,8 @@ from bal_tf import selection
 from bal_tf.config import GANConfig
 from bal_tf.errors import ConfigError, InputError
 from bal_tf.features import FeatureSet, extract_features
-from bal_tf.gan import feature_batches, make_gan
+from bal_tf.checkpointing import EpochCheckpoints, SaveEachEpoch
+from bal_tf.gan import feature_batches, make_gan, steps_per_epoch
 
 SYNTHETIC_IMAGES_PER_FAMILY = 2000
 
@@ -57,6 +58,25 @@ class SelectionCallback(keras.callbacks.Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self.epoch = epoch
+
+    # --- resume support: everything the selection has learned so far, as arrays and JSON ---
+    def state(self) -> tuple[dict, dict]:
+        arrays = {}
+        for prefix, weights in (("best_d", (self.best_weights or ((), ()))[0]),
+                                ("best_g", (self.best_weights or ((), ()))[1]),
+                                ("last_good_d", self.last_good_weights or ())):
+            arrays.update({f"{prefix}/{i}": w for i, w in enumerate(weights)})
+        meta = {"best": None if self.best_epoch is None else float(self.best), "best_epoch": self.best_epoch,
+                "history": self.history, "diverged": self.diverged}
+        return arrays, meta
+
+    def load_state(self, arrays: dict, meta: dict) -> None:
+        take = lambda prefix: [arrays[k] for k in sorted((k for k in arrays if k.startswith(prefix + "/")),  # noqa: E731
+                                                         key=lambda k: int(k.split("/")[1]))]
+        self.best_epoch, self.history, self.diverged = meta["best_epoch"], meta["history"], meta["diverged"]
+        self.best = -np.inf if meta["best"] is None else meta["best"]
+        self.best_weights = (take("best_d"), take("best_g")) if self.best_epoch is not None else None
+        self.last_good_weights = take("last_good_d") or None
 
     def on_train_batch_end(self, batch, logs=None):
         self._check_finite(logs, f"batch {batch + 1} of epoch {self.epoch + 1}")
@@ -110,7 +130,7 @@ def build_selection_data(feature_model, holdout: FeatureSet, holdout_images: np.
 def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: FeatureSet | None = None,
               holdout_images: np.ndarray | None = None, seed: int = 0, verbose="auto",
               log_dir: str | None = None, selection_data: selection.SelectionData | None = None,
-              extra_callbacks=()) -> BALResult:
+              extra_callbacks=(), checkpoint_dir: str | Path | None = None) -> BALResult:
     """Trains the GAN (Algorithm 1) and returns the selected and the last discriminator.
 
     Args:
@@ -120,6 +140,10 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
         holdout: cached held-out ID features (selection); ``None`` keeps the last epoch.
         holdout_images: the held-out images behind ``holdout`` (for the image families).
         selection_data: precomputed selection data (skips building it).
+        checkpoint_dir: if set, the full training state (G, D, D's average, both optimizers,
+            the sampler's RNG, the selection so far) is saved there after every epoch, and
+            training resumes from the newest complete one. A resumed run ends with the weights
+            an uninterrupted run of the same seed ends with.
     """
     if len(train) < 2:
         raise InputError(f"BAL needs at least 2 training features. Received: {len(train)}")
@@ -139,12 +163,24 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
         f for f in config.synthetic_families
         if f in selection.FEATURE_FAMILIES or f in selection_data.image_families]
     selector = SelectionCallback(selection_data, families, log_dir, seed)
-    callbacks = [selector, *extra_callbacks]
+    callbacks = [selector]
+    first_epoch = 0
+    if checkpoint_dir is not None:
+        checkpoints = EpochCheckpoints(checkpoint_dir)
+        first_epoch = checkpoints.restore(lambda path: load_training_state(path, gan, selector))
+        if first_epoch and verbose:
+            print(f"stage 2: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
+        callbacks.append(SaveEachEpoch(checkpoints, lambda path: save_training_state(path, gan, selector),
+                                       should_save=lambda: selector.diverged is None))
+    callbacks += list(extra_callbacks)
     if log_dir:
         callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
-    data = feature_batches(train.features, train.labels, config.batch_size, seed)
+    data = feature_batches(train.features, train.labels, config.batch_size, seed,
+                           first_epoch=first_epoch, epochs=config.epochs)
     start = time.time()
-    gan.fit(data, epochs=config.epochs, callbacks=callbacks, verbose=verbose, shuffle=False)
+    if first_epoch < config.epochs:
+        gan.fit(data, epochs=config.epochs, initial_epoch=first_epoch, callbacks=callbacks, verbose=verbose,
+                steps_per_epoch=steps_per_epoch(len(train), config.batch_size), shuffle=False)
     seconds = time.time() - start
     if selector.diverged and selector.last_good_weights is None:
         raise FloatingPointError(
@@ -165,3 +201,47 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
     if selector.diverged and not (config.selection == "synthetic" and selector.best_weights is not None):
         scoring.set_weights(selector.last_good_weights)
     return BALResult(gan, scoring, last, selected_epoch, selector.history, selector.diverged)
+
+
+def _optimizer_variables(gan) -> dict:
+    for optimizer, model in ((gan.d_optimizer, gan.discriminator), (gan.g_optimizer, gan.generator)):
+        if not optimizer.built:
+            optimizer.build(model.trainable_variables)
+    return {"d_opt": gan.d_optimizer.variables, "g_opt": gan.g_optimizer.variables}
+
+
+def _gan_variables(gan) -> dict:
+    groups = {"g": gan.generator.weights, "d": gan.discriminator.weights,
+              "seed": [gan.seed_generator.state], **_optimizer_variables(gan)}
+    if gan.ema_discriminator is not None:
+        groups["ema"] = gan.ema_discriminator.weights
+    return groups
+
+
+def save_training_state(path: Path, gan, selector: SelectionCallback) -> None:
+    """The GAN's and the selection's state after an epoch, as ``state.npz`` + ``selection.json``
+    (plain arrays and JSON: nothing is pickled)."""
+    import json
+
+    arrays = {f"{group}/{i}": np.asarray(v.numpy() if hasattr(v, "numpy") else v)
+              for group, variables in _gan_variables(gan).items() for i, v in enumerate(variables)}
+    selector_arrays, meta = selector.state()
+    arrays.update({f"selector/{k}": v for k, v in selector_arrays.items()})
+    np.savez(path / "state.npz", **arrays)
+    (path / "selection.json").write_text(json.dumps(meta))
+
+
+def load_training_state(path: Path, gan, selector: SelectionCallback) -> None:
+    import json
+
+    meta = json.loads((path / "selection.json").read_text())
+    with np.load(path / "state.npz", allow_pickle=False) as stored:
+        arrays = {k: stored[k] for k in stored.files}
+    for group, variables in _gan_variables(gan).items():
+        for i, variable in enumerate(variables):
+            value = arrays[f"{group}/{i}"]
+            if tuple(value.shape) != tuple(variable.shape):
+                raise InputError(f"{path}: {group}/{i} has shape {value.shape}, the model expects "
+                                 f"{tuple(variable.shape)} (a checkpoint of another config?)")
+            variable.assign(value)
+    selector.load_state({k[len("selector/"):]: v for k, v in arrays.items() if k.startswith("selector/")}, meta)

@@ -191,3 +191,61 @@ def test_nan_guard_stops_and_keeps_the_last_good_epoch():
         assert all(np.isfinite(w).all() for w in model.get_weights())
     with pytest.raises(FloatingPointError, match="before any epoch finished"):
         train_bal(config, None, train, verbose=0, extra_callbacks=[poison_d_at(0)])
+
+
+def test_feature_batches_resume_mid_run_with_the_same_batches():
+    features, labels = tiny_features(n=300)
+    whole = [b[1].numpy() for b in feature_batches(features, labels, 64, seed=3, epochs=3)]
+    resumed = [b[1].numpy() for b in feature_batches(features, labels, 64, seed=3, first_epoch=2, epochs=3)]
+    assert len(whole) == 12 and len(resumed) == 4
+    for a, b in zip(whole[8:], resumed):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(whole[0], whole[4])  # each epoch has its own order
+
+
+def test_gan_training_resumes_from_its_checkpoint_to_identical_weights(tmp_path):
+    """Stop after epoch 2 (as a crash would), resume with the same call: same end state as an
+    uninterrupted run, selection history included. Also: the same seed twice gives the same run."""
+    from bal_tf.features import FeatureSet
+    from bal_tf.selection import SelectionData
+    from bal_tf.train_bal import train_bal
+
+    features, labels = tiny_features(n=512)
+    logits = np.eye(3, dtype=np.float32)[labels] * 5
+    train = FeatureSet(features, logits, labels)
+    selection = SelectionData(features[:64], logits[:64], {}, 64)
+    config = GANConfig(epochs=4, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
+                       synthetic_families=["uniform_features", "perturbed_features"])
+
+    def run(checkpoint_dir, callbacks=()):
+        return train_bal(config, None, train, verbose=0, selection_data=selection, seed=5,
+                         checkpoint_dir=checkpoint_dir, extra_callbacks=callbacks)
+
+    reference = run(tmp_path / "uninterrupted")
+    again = run(None)
+    stop_after_two = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: setattr(stopper.model, "stop_training", epoch == 1))
+    stopper = stop_after_two
+    run(tmp_path / "crashed", [stopper])
+    assert sorted(p.name for p in (tmp_path / "crashed").iterdir()) == ["epoch_0001", "epoch_0002"]
+    resumed = run(tmp_path / "crashed")
+    for other in (again, resumed):
+        assert [h["selection_criterion"] for h in other.history] == [h["selection_criterion"] for h in reference.history]
+        assert other.selected_epoch == reference.selected_epoch
+        for model in ("discriminator", "last_discriminator"):
+            for a, b in zip(getattr(other, model).get_weights(), getattr(reference, model).get_weights()):
+                np.testing.assert_array_equal(a, b)
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
+    from bal_tf.checkpointing import EpochCheckpoints
+
+    checkpoints = EpochCheckpoints(tmp_path, keep=2)
+    for epoch in (1, 2, 3):
+        checkpoints.save(epoch, lambda path, epoch=epoch: (path / "value.txt").write_text(str(epoch)))
+    assert checkpoints.saved_epochs() == [3, 2]
+    (checkpoints.path(3) / "value.txt").write_text("garbage")
+    seen = []
+    with pytest.warns(UserWarning, match="could not be restored"):
+        restored = checkpoints.restore(lambda path: seen.append(int((path / "value.txt").read_text())))
+    assert restored == 2 and seen == [2]

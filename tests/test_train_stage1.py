@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import keras
+import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
@@ -33,7 +34,7 @@ def tiny_config(data_dir, epochs=2):
 
 
 def stop_after_epoch(epoch_to_stop):
-    """Simulates a crash at the end of an epoch, after the backup callback saved it."""
+    """Simulates a crash at the end of an epoch, after the checkpoint callback saved it."""
 
     def stop(epoch, logs):
         if epoch == epoch_to_stop:
@@ -52,24 +53,30 @@ class RecordEpochs(keras.callbacks.Callback):
 
 
 def test_training_resumes_after_an_interruption(provisioned_data_dir, tmp_path):
+    """An interrupted run resumed with the same call ends with the weights of an uninterrupted
+    run of the same seed (same batches, same optimizer state): also the determinism check."""
     config = tiny_config(provisioned_data_dir, epochs=3)
     run = open_run_dir(tmp_path / "run", config)
     with pytest.raises(KeyboardInterrupt):
         classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[stop_after_epoch(0)])
     assert not run.classifier_path.exists()
-    assert (run.stage1_dir / "backup").is_dir()
+    assert [p.name for p in (run.stage1_dir / "resume").iterdir()] == ["epoch_0001"]
 
     recorder = RecordEpochs()
     model = classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[recorder])
     assert recorder.started == [1, 2]  # epoch 0 was not trained again
     assert run.classifier_path.is_file()
-    assert not (run.stage1_dir / "backup").exists()
+    assert not (run.stage1_dir / "resume").exists()
     metrics = json.loads((run.stage1_dir / "metrics.json").read_text())
     assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 3
     reloaded = classifier_lib.load_classifier(run.classifier_path)
     assert len(reloaded.weights) == len(model.weights)
-    assert sorted(p.name for p in (run.stage1_dir / "checkpoints").iterdir()) == [
-        "epoch001.keras", "epoch002.keras", "epoch003.keras"]
+
+    uninterrupted = classifier_lib.train_classifier(config, open_run_dir(tmp_path / "ref", config), verbose=0)
+    for a, b in zip(model.get_weights(), uninterrupted.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    reference = json.loads((tmp_path / "ref" / "stage1" / "metrics.json").read_text())
+    assert reference["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_cli_trains_and_then_skips_a_finished_stage(provisioned_data_dir, tmp_path, capsys):

@@ -1,0 +1,108 @@
+"""Per-epoch training state for resuming after a crash, written atomically.
+
+Each finished epoch N becomes a directory ``DIR/epoch_000N`` that appears in one rename, so a
+run killed at any moment leaves only complete epoch directories (and hidden temporaries, which
+are ignored). Resuming restores the newest one that loads; a corrupt one is reported and the
+one before it is tried. The last ``keep`` epochs are kept.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import keras
+
+from bal_tf.io import atomic_path
+
+_EPOCH_DIR = re.compile(r"^epoch_(\d{4,})$")
+
+
+class EpochCheckpoints:
+    def __init__(self, directory: str | Path, keep: int = 2):
+        self.directory = Path(directory)
+        self.keep = keep
+
+    def saved_epochs(self) -> list[int]:
+        """Finished epochs with a complete checkpoint, newest first."""
+        if not self.directory.is_dir():
+            return []
+        epochs = [int(m.group(1)) for p in self.directory.iterdir() if (m := _EPOCH_DIR.match(p.name))]
+        return sorted(epochs, reverse=True)
+
+    def path(self, epoch: int) -> Path:
+        return self.directory / f"epoch_{epoch:04d}"
+
+    def save(self, epoch: int, write: Callable[[Path], None]) -> Path:
+        """Writes epoch ``epoch`` (1-based, finished) with ``write(tmp_dir)``, then prunes."""
+        with atomic_path(self.path(epoch), suffix="") as tmp:
+            tmp.mkdir()
+            write(tmp)
+        for old in self.saved_epochs()[self.keep:]:
+            shutil.rmtree(self.path(old), ignore_errors=True)
+        return self.path(epoch)
+
+    def restore(self, read: Callable[[Path], None]) -> int:
+        """Calls ``read(dir)`` on the newest loadable checkpoint; returns its epoch (0 = none)."""
+        for epoch in self.saved_epochs():
+            try:
+                read(self.path(epoch))
+                return epoch
+            except Exception as exc:  # a damaged file: numpy, zip, JSON or Keras errors
+                warnings.warn(f"Checkpoint {self.path(epoch)} could not be restored "
+                              f"({type(exc).__name__}: {exc}); trying an older one.")
+        return 0
+
+    def clear(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+class SaveEachEpoch(keras.callbacks.Callback):
+    """Keras callback: ``checkpoints.save(epoch, write)`` at the end of every epoch."""
+
+    def __init__(self, checkpoints: EpochCheckpoints, write: Callable[[Path], None],
+                 should_save: Callable[[], bool] = lambda: True):
+        super().__init__()
+        self.checkpoints = checkpoints
+        self.write = write
+        self.should_save = should_save
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.should_save():
+            self.checkpoints.save(epoch + 1, self.write)
+
+
+def seeded_epochs(arrays: tuple, batch_size: int, seed: int, first_epoch: int, epochs: int,
+                  shuffle: bool = True, drop_remainder: bool = False, per_example=None):
+    """Batches of in-memory ``arrays`` for epochs ``first_epoch .. epochs - 1``, back to back.
+
+    Epoch e's order is a stateless shuffle seeded by ``(seed, e)`` and ``per_example(seed, *x)``
+    gets a per-example stateless seed ``(seed * 100003 + e, index)``: what an epoch sees depends
+    on nothing but the seed and its number, so a resumed run sees the batches an uninterrupted
+    one would.
+    """
+    import tensorflow as tf
+
+    count = len(arrays[0])
+    tensors = tuple(tf.constant(a) for a in arrays)
+
+    def epoch_indices(epoch):
+        order = tf.range(count, dtype=tf.int64)
+        if shuffle:
+            order = tf.random.experimental.stateless_shuffle(order, seed=tf.stack([tf.constant(seed, tf.int64), epoch]))
+        return tf.data.Dataset.from_tensor_slices(order).map(lambda i: (epoch, i)).batch(
+            batch_size, drop_remainder=drop_remainder)
+
+    def gather(epoch, indices):
+        batch = tuple(tf.gather(t, indices) for t in tensors)
+        if per_example is None:
+            return batch
+        seeds = tf.stack([tf.constant(seed, tf.int64) * 100_003 + epoch, tf.cast(indices, tf.int64)], axis=-1)
+        return tf.map_fn(lambda item: per_example(item[0], *item[1:]), (seeds, *batch),
+                         fn_output_signature=tuple(tf.TensorSpec(t.shape[1:], t.dtype) for t in tensors))
+
+    dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_indices)
+    return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

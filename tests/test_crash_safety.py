@@ -1,0 +1,115 @@
+"""SIGKILL a run during stage 1, during stage 2 and during export; the same command resumes and
+finishes with the results of an uninterrupted run of the same seed (also the determinism check).
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=1024", "classifier.epochs=3",
+        "classifier.batch_size=64", "data.holdout_percent=1", "gan.epochs=6", "gan.batch_size=64"]
+
+
+def train_command(run_dir: Path, data_dir: str) -> list[str]:
+    command = [sys.executable, str(ROOT / "train.py"), "--id", "mnist", "--scale", "cpu", "--quiet",
+               "--run-dir", str(run_dir), "--data-dir", data_dir]
+    for item in TINY:
+        command += ["--set", item]
+    return command
+
+
+def export_command(run_dir: Path) -> list[str]:
+    return [sys.executable, str(ROOT / "export" / "export_model.py"), "--run", str(run_dir)]
+
+
+def run_to_completion(command):
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
+
+
+def kill_when(command, ready, timeout=300):
+    """Starts ``command`` and SIGKILLs it as soon as ``ready()`` is true; asserts it was killed
+    mid-way (not finished before)."""
+    process = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + timeout
+    while not ready():
+        assert process.poll() is None, "the command finished before the kill point"
+        assert time.time() < deadline, "kill point not reached"
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    assert process.wait() == -signal.SIGKILL
+
+
+def final_results(run_dir: Path, images: np.ndarray) -> dict:
+    from bal_tf.detector import BALDetector
+
+    history = json.loads((run_dir / "bal" / "history.json").read_text())
+    return {
+        "test_accuracy": json.loads((run_dir / "stage1" / "metrics.json").read_text())["test_accuracy"],
+        "selected_epoch": history["selected_epoch"],
+        "criteria": [epoch["selection_criterion"] for epoch in history["epochs"]],
+        "scores": BALDetector.load(run_dir / "detector.keras").score(images),
+    }
+
+
+@pytest.fixture(scope="module")
+def reference_run(provisioned_data_dir, tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("reference") / "run"
+    run_to_completion(train_command(run_dir, provisioned_data_dir))
+    return run_dir
+
+
+@pytest.fixture(scope="module")
+def test_images(provisioned_data_dir):
+    from bal_tf.data import load_dataset, to_numpy
+
+    return to_numpy(load_dataset("mnist", "test", data_dir=provisioned_data_dir, limit=64))[0]
+
+
+def test_sigkill_in_stage_1_then_in_stage_2_resumes_to_the_uninterrupted_result(
+        reference_run, test_images, provisioned_data_dir, tmp_path):
+    run_dir = tmp_path / "run"
+    command = train_command(run_dir, provisioned_data_dir)
+    kill_when(command, lambda: (run_dir / "stage1" / "resume" / "epoch_0001").is_dir())
+    assert not (run_dir / "classifier.keras").exists()
+    kill_when(command, lambda: (run_dir / "bal" / "resume" / "epoch_0002").is_dir())
+    assert (run_dir / "classifier.keras").is_file() and not (run_dir / "detector.keras").exists()
+    out = run_to_completion(command)
+    assert "stage 1: done already" in out
+    assert not (run_dir / "bal" / "resume").exists() and not (run_dir / "stage1" / "resume").exists()
+
+    resumed, reference = final_results(run_dir, test_images), final_results(reference_run, test_images)
+    assert resumed["test_accuracy"] == reference["test_accuracy"]
+    assert resumed["selected_epoch"] == reference["selected_epoch"]
+    np.testing.assert_allclose(resumed["criteria"], reference["criteria"], atol=1e-6)
+    np.testing.assert_allclose(resumed["scores"], reference["scores"], atol=1e-5)
+
+
+def test_sigkill_during_export_then_rerun_gives_a_complete_export(reference_run, tmp_path):
+    import shutil
+
+    import tensorflow as tf
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(reference_run, run_dir)
+    export_dir = run_dir / "export"
+    kill_when(export_command(run_dir), lambda: (export_dir / "saved_model").is_dir())
+    assert not (export_dir / "export_info.json").exists()  # written last: no report, no claim
+    # Whatever landed is whole: the SavedModel loads and serves.
+    signature = tf.saved_model.load(str(export_dir / "saved_model")).signatures["serving_default"]
+    assert signature(images=tf.zeros((1, 28, 28, 1), tf.uint8))["score"].shape == (1,)
+    run_to_completion(export_command(run_dir))
+    info = json.loads((export_dir / "export_info.json").read_text())
+    assert info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
+    for mode in ("float32", "dynamic_range", "full_int8"):
+        assert (export_dir / f"bal_{mode}.tflite").stat().st_size == info[f"tflite_{mode}"]["bytes"]
+    assert not [p for p in export_dir.iterdir() if p.name.startswith(".")]  # no temporaries left
