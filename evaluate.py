@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bal_tf.errors import BalError
+from bal_tf.errors import BalError, describe_os_error
 
 
 def main(argv=None) -> int:
@@ -44,12 +44,15 @@ def main(argv=None) -> int:
             names = protocol_oods + names
         results = evaluation.evaluate_run(args.run, names, progress=not args.quiet, limit=args.limit,
                                           odin=not args.no_odin)
+        out = evaluation.write_results(args.run, results)
+        if not args.no_plots:
+            evaluation.make_plots(args.run, results)
     except BalError as exc:
         print(f"error: {exc}")
         return 2
-    out = evaluation.write_results(args.run, results)
-    if not args.no_plots:
-        evaluation.make_plots(args.run, results)
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}")
+        return 2
     print(evaluation.to_markdown(results))
     print(f"written to {out}/ (results.md, results.csv, results.json, scores.npz"
           + ("" if args.no_plots else ", *.png") + ")")

@@ -44,9 +44,14 @@ def ood_cache_name(name: str) -> str:
 
 
 def load_discriminator(path: Path):
+    """A saved D, or ``None`` when the run has none (no stage 2)."""
     if not path.is_file():
         return None
-    return keras.saving.load_model(path, safe_mode=True, compile=False)
+    try:
+        return keras.saving.load_model(path, safe_mode=True, compile=False)
+    except Exception as exc:  # Keras raises zip / h5 / JSON errors, some misleadingly worded
+        raise InputError(f"Could not load the discriminator {path} (damaged or truncated?): "
+                         f"{type(exc).__name__}: {exc}") from exc
 
 
 def head_weights(classifier: keras.Model):
@@ -165,8 +170,11 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         if ood_name == "id":
             continue
         for method, ood_scores in per_method.items():
-            rows.append({"method": method, "ood": ood_name,
-                         **metrics_lib.ood_metrics(scores["id"][method], ood_scores)})
+            try:
+                values = metrics_lib.ood_metrics(scores["id"][method], ood_scores)
+            except InputError as exc:
+                raise InputError(f"Method {method!r}, ID test vs {ood_name}: {exc}") from exc
+            rows.append({"method": method, "ood": ood_name, **values})
     return {"run": str(run.root), "id": config.data.id_dataset,
             "classification_accuracy": float(np.mean(test.predictions == test.labels)),
             "convention": metrics_lib.CONVENTION, "bal_missing": not scorer.has_bal,

@@ -213,13 +213,31 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_nam
     run = RunDir(Path(run_dir))
     config = run.load_config()
     out_dir = Path(out_dir) if out_dir else run.root / "export"
+    if out_dir.exists() and not (out_dir / "export_info.json").is_file() and any(out_dir.iterdir()):
+        raise InputError(f"{out_dir} exists and is not a finished bal-tf export (no export_info.json); "
+                         "refusing to replace it. Pass another --out or remove it.")
     detector = BALDetector.load(run.detector_path)
     _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
     holdout, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, holdout_split,
                                                          data_dir=config.data.data_dir))
     log_threshold = calibrate_threshold(detector.score(holdout))
-    saved_model = export_saved_model(detector.model, log_threshold, out_dir / "saved_model")
-    serving_path = tf_serving_layout(saved_model, out_dir / "serving", model_name, version)
+    # Everything is written into a staging folder that replaces out_dir in one step at the end:
+    # a crash or a full disk leaves the previous export whole, never a mix of two.
+    with atomic_path(out_dir, suffix="") as staging:
+        staging.mkdir()
+        report = _export_into(staging, out_dir, detector, run, config, log_threshold, holdout,
+                              holdout_split, model_name, version, tflite, parity_images, parity_ood,
+                              parity_ood_images)
+    return report
+
+
+def _export_into(staging: Path, out_dir: Path, detector, run, config, log_threshold, holdout, holdout_split,
+                 model_name, version, tflite, parity_images, parity_ood, parity_ood_images) -> dict:
+    from bal_tf import data as data_lib
+
+    saved_model = export_saved_model(detector.model, log_threshold, staging / "saved_model")
+    serving_path = tf_serving_layout(saved_model, staging / "serving", model_name, version)
+    final = lambda path: str(out_dir / Path(path).relative_to(staging))  # noqa: E731
 
     sample = holdout[:parity_images]
     keras_out = detector.predict(sample)
@@ -231,8 +249,9 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_nam
         "calibration": f"accepts 95% of {len(holdout)} held-out ID images ({holdout_split})",
         "input": {"name": "images", "dtype": "uint8", "shape": [None, *detector.image_shape]},
         "outputs": list(OUTPUT_KEYS),
-        "saved_model": str(saved_model),
-        "tf_serving": str(serving_path),
+        "signatures": {"serving_default": "uint8 images", "serving_float": "float32 images, 0..255"},
+        "saved_model": final(saved_model),
+        "tf_serving": final(serving_path),
         "parity": {"saved_model_vs_keras_max_abs": max_abs_difference(saved_out, keras_out)},
     }
     if tflite:
@@ -241,16 +260,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_nam
         for mode in TFLITE_MODES:
             start = time.time()
             flatbuffer = convert_tflite(saved_model, mode, train_images)
-            path = out_dir / f"bal_{mode}.tflite"
-            with atomic_path(path) as tmp:
-                tmp.write_bytes(flatbuffer)
+            path = staging / f"bal_{mode}.tflite"
+            path.write_bytes(flatbuffer)
             lite_out = LiteRTRunner(path)(sample)
             report["parity"][f"tflite_{mode}_vs_keras_max_abs"] = max_abs_difference(lite_out, keras_out)
-            report[f"tflite_{mode}"] = {"path": str(path), "bytes": len(flatbuffer),
+            report[f"tflite_{mode}"] = {"path": final(path), "bytes": len(flatbuffer),
                                         "convert_seconds": round(time.time() - start, 1)}
         if parity_ood:
-            report["auroc_parity"] = auroc_parity(detector, out_dir, config, parity_ood, parity_ood_images)
-    atomic_write_text(out_dir / "export_info.json", json.dumps(report, indent=2) + "\n")
+            report["auroc_parity"] = auroc_parity(detector, staging, config, parity_ood, parity_ood_images)
+    (staging / "export_info.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import warnings
+import zipfile
 import json
 from pathlib import Path
 
@@ -52,9 +54,12 @@ class FeatureSet:
     def load(cls, path: str | Path) -> "FeatureSet":
         try:
             with np.load(path, allow_pickle=False) as arrays:
-                return cls(arrays["features"], arrays["logits"], arrays["labels"])
-        except (OSError, ValueError, KeyError) as exc:
-            raise InputError(f"Feature cache {path} is unreadable ({exc}); delete it to re-extract.") from exc
+                loaded = cls(arrays["features"], arrays["logits"], arrays["labels"])
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+            raise InputError(f"Feature file {path} is unreadable ({type(exc).__name__}: {exc}).") from exc
+        if not np.isfinite(loaded.features).all() or not np.isfinite(loaded.logits).all():
+            raise InputError(f"Feature file {path} holds NaN or Inf values.")
+        return loaded
 
 
 def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch_size: int = 512,
@@ -115,7 +120,10 @@ class FeatureCache:
         """Returns the cached features of ``split``, extracting them on the first call."""
         path = self.root / f"{split}.npz"
         if path.is_file():
-            return FeatureSet.load(path)
+            try:
+                return FeatureSet.load(path)
+            except InputError as exc:  # derived data: extract again rather than stop
+                warnings.warn(f"{exc} Extracting the features again.")
         features = extract_features(feature_model, make_dataset(), progress=progress, description=split)
         features.save(path)
         return features

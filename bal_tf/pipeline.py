@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from bal_tf import config as config_lib
-from bal_tf.errors import BalError
+from bal_tf.errors import BalError, describe_os_error
 from bal_tf.run_dir import RunDir, open_run_dir
 
 
@@ -89,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
         run_stages(config, run, args)
     except BalError as exc:
         print(f"error: {exc}")
+        return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}")
         return 2
     return 0
 

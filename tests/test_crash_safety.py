@@ -94,7 +94,7 @@ def test_sigkill_in_stage_1_then_in_stage_2_resumes_to_the_uninterrupted_result(
     np.testing.assert_allclose(resumed["scores"], reference["scores"], atol=1e-5)
 
 
-def test_sigkill_during_export_then_rerun_gives_a_complete_export(reference_run, tmp_path):
+def test_sigkill_during_export_leaves_the_previous_export_whole(reference_run, tmp_path):
     import shutil
 
     import tensorflow as tf
@@ -102,14 +102,20 @@ def test_sigkill_during_export_then_rerun_gives_a_complete_export(reference_run,
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run, run_dir)
     export_dir = run_dir / "export"
-    kill_when(export_command(run_dir), lambda: (export_dir / "saved_model").is_dir())
-    assert not (export_dir / "export_info.json").exists()  # written last: no report, no claim
-    # Whatever landed is whole: the SavedModel loads and serves.
+    staged = lambda: any(run_dir.glob(".export.*/partial/saved_model"))  # noqa: E731
+
+    kill_when(export_command(run_dir), staged)  # the first export, killed mid-way
+    assert not export_dir.exists()  # nothing half-written is taken for an export
+    run_to_completion(export_command(run_dir))
+    before = (export_dir / "export_info.json").read_text()
+    kill_when(export_command(run_dir), staged)  # a second export, killed mid-way
+    assert (export_dir / "export_info.json").read_text() == before  # the first one, whole
     signature = tf.saved_model.load(str(export_dir / "saved_model")).signatures["serving_default"]
     assert signature(images=tf.zeros((1, 28, 28, 1), tf.uint8))["score"].shape == (1,)
+
     run_to_completion(export_command(run_dir))
     info = json.loads((export_dir / "export_info.json").read_text())
     assert info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
     for mode in ("float32", "dynamic_range", "full_int8"):
         assert (export_dir / f"bal_{mode}.tflite").stat().st_size == info[f"tflite_{mode}"]["bytes"]
-    assert not [p for p in export_dir.iterdir() if p.name.startswith(".")]  # no temporaries left
+    assert not list(run_dir.glob(".export.*"))  # the killed runs' staging folders are gone
