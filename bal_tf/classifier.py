@@ -16,7 +16,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bal_tf import data
+from bal_tf import data, distribute
 from bal_tf.backbones import build_classifier
 from bal_tf.checkpointing import EpochCheckpoints, SaveEachEpoch, seeded_epochs
 from bal_tf.config import RunConfig
@@ -39,12 +39,11 @@ class IdData:
 def load_id_data(config: RunConfig) -> IdData:
     """Loads the ID dataset's splits, decoded and cached in memory, unbatched."""
     name = config.data.id_dataset
-    num_classes = data.id_num_classes(name)
+    classes = data.run_classes(config.data)
+    num_classes = len(classes) if classes else data.id_num_classes(name)
     image_shape = data.dataset_spec(name).image_shape
     train_split, holdout_split = data.train_holdout_splits(config.data.holdout_percent)
-    load = lambda split, limit=None: data.load_dataset(  # noqa: E731
-        name, split, data_dir=config.data.data_dir, limit=limit
-    ).cache()
+    load = lambda split, limit=None: data.load_id_split(config.data, split, limit=limit).cache()  # noqa: E731
     return IdData(
         train=load(train_split, config.classifier.max_train_examples),
         holdout=load(holdout_split),
@@ -92,7 +91,8 @@ def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers
 
 
 def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = None,
-                     verbose: str | int = "auto", extra_callbacks=()) -> keras.Model:
+                     verbose: str | int = "auto", extra_callbacks=(),
+                     strategy: tf.distribute.Strategy | None = None) -> keras.Model:
     """Trains (or resumes training) the classifier and saves ``RUN/classifier.keras``.
 
     Args:
@@ -101,6 +101,9 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         id_data: preloaded ID splits (default: loaded from the config).
         verbose: Keras' ``fit`` verbosity (``"auto"`` shows a progress bar).
         extra_callbacks: more Keras callbacks, run after the checkpoint callback.
+        strategy: a ``tf.distribute`` strategy; ``classifier.batch_size`` is the global batch.
+            Under a multi-worker strategy only the chief writes (``run.writable``) and every
+            worker resumes from the chief's checkpoints (shared storage needed).
 
     Returns:
         The trained classifier (image -> logits).
@@ -118,30 +121,37 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         ) from None
     train_count = len(train_images)
     steps_per_epoch = -(-train_count // config.classifier.batch_size)
-    model = build_classifier(config.backbone, id_data.image_shape, id_data.num_classes)
-    model.compile(
-        optimizer=build_optimizer(config, steps_per_epoch),
-        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
-        metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
-    )
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        model = build_classifier(config.backbone, id_data.image_shape, id_data.num_classes)
+        model.compile(
+            optimizer=build_optimizer(config, steps_per_epoch),
+            loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+            metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
+        )
+        model.optimizer.build(model.trainable_variables)
     # Resume: weights and optimizer state (Adam's moments, the step that drives the cosine
     # schedule) of the newest complete epoch; the data pipeline then starts at the next epoch.
     checkpoints = EpochCheckpoints(run.stage1_dir / "resume")
-    model.optimizer.build(model.trainable_variables)
     first_epoch = checkpoints.restore(lambda path: model.load_weights(path / "model.weights.h5"))
     if first_epoch:
         print(f"stage 1: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
-    callbacks = [
-        SaveEachEpoch(checkpoints, lambda path: model.save_weights(path / "model.weights.h5")),
-        keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"),
-        *extra_callbacks,
-    ]
+    callbacks = list(extra_callbacks)
+    if run.writable:
+        callbacks = [
+            SaveEachEpoch(checkpoints, lambda path: model.save_weights(path / "model.weights.h5")),
+            keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"),
+            *callbacks,
+        ]
     train = training_pipeline(train_images, train_labels, config.classifier.batch_size, config.seed, augment,
                               first_epoch, config.classifier.epochs)
     holdout = eval_pipeline(id_data.holdout)
     has_holdout = int(id_data.holdout.cardinality()) != 0
     start = time.time()
-    if first_epoch < config.classifier.epochs:
+    if first_epoch < config.classifier.epochs and distribute.is_multiworker(strategy):
+        distribute.fit_in_strategy_loop(model, strategy, train, config.classifier.epochs, steps_per_epoch,
+                                        first_epoch, callbacks, verbose=verbose)
+    elif first_epoch < config.classifier.epochs:
         model.fit(
             train,
             epochs=config.classifier.epochs,
@@ -153,7 +163,7 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
             shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
         )
     train_seconds = time.time() - start
-    test_loss, test_accuracy = model.evaluate(eval_pipeline(id_data.test), verbose=0)
+    test_loss, test_accuracy = loss_and_accuracy(model, eval_pipeline(id_data.test))
     metrics = {
         "test_accuracy": float(test_accuracy),
         "test_loss": float(test_loss),
@@ -162,11 +172,25 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         "params": int(model.count_params()),
     }
     if has_holdout:
-        metrics["holdout_accuracy"] = float(model.evaluate(holdout, verbose=0)[1])
-    run.write_json("stage1/metrics.json", metrics)
-    save_keras(model, run.classifier_path)  # last: its presence means stage 1 is done
-    checkpoints.clear()
+        metrics["holdout_accuracy"] = loss_and_accuracy(model, holdout)[1]
+    if run.writable:
+        run.write_json("stage1/metrics.json", metrics)
+        save_keras(model, run.classifier_path)  # last: its presence means stage 1 is done
+        checkpoints.clear()
+    distribute.barrier(strategy)  # the other workers read classifier.keras next
     return model
+
+
+def loss_and_accuracy(model: keras.Model, batches: tf.data.Dataset) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of a logits model, by direct calls (which, unlike
+    ``evaluate``, work under every tf.distribute strategy)."""
+    total_loss, correct, count = 0.0, 0, 0
+    for images, labels in batches:
+        logits = model(images, training=False)
+        total_loss += float(tf.reduce_sum(tf.nn.sparse_softmax_cross_entropy_with_logits(labels, logits)))
+        correct += int(tf.reduce_sum(tf.cast(tf.argmax(logits, -1) == labels, tf.int32)))
+        count += len(labels)
+    return total_loss / max(count, 1), correct / max(count, 1)
 
 
 def save_keras(model: keras.Model, path: Path) -> None:

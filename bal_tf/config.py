@@ -29,11 +29,15 @@ class DataConfig:
         holdout_percent: share of the ID train split kept out of training. It is the held-out
             ID data for model selection and threshold calibration: the test split is for
             evaluation only.
+        id_classes: if set, only these classes of ``id_dataset`` are ID (relabelled 0..K-1 in
+            this order); the others are never seen in training and form the OOD set
+            ``held_out_classes`` (the held-out-class protocols, e.g. MNIST 0-5 vs 6-9).
     """
 
     id_dataset: str = "mnist"
     data_dir: str | None = None
     holdout_percent: int = 10
+    id_classes: list[int] | None = None
 
 
 @dataclasses.dataclass
@@ -320,11 +324,23 @@ def _cpu(id_dataset: str, arch: str) -> RunConfig:
     return config
 
 
+def _held_out(builder, id_classes=(0, 1, 2, 3, 4, 5)):
+    def build(id_dataset: str, arch: str) -> RunConfig:
+        config = builder(id_dataset, arch)
+        config.data.id_classes = list(id_classes)
+        return config
+
+    return build
+
+
 def _build_presets() -> dict[str, typing.Callable[[], RunConfig]]:
     presets = {}
     for dataset in MNIST_FAMILY:
         presets[dataset] = (dataset, "resnet18", _paper)
         presets[f"{dataset}-cpu"] = (dataset, "resnet18", _cpu)
+        # Held-out-class protocols: classes 0-5 are ID, 6-9 are OOD (never trained on).
+        presets[f"{dataset}-0to5"] = (dataset, "resnet18", _held_out(_paper))
+        presets[f"{dataset}-0to5-cpu"] = (dataset, "resnet18", _held_out(_cpu))
     for dataset in RGB_ID_SETS:
         for arch in ("resnet34", "densenet"):
             presets[f"{dataset}-{arch}"] = (dataset, arch, _paper)

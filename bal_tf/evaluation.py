@@ -33,6 +33,9 @@ PROTOCOLS = {
     "table4-fashion_mnist": ("fashion_mnist", ["mnist", "omniglot"]),
     "offline-mnist": ("mnist", ["fashion_mnist"]),
     "offline-fashion_mnist": ("fashion_mnist", ["mnist"]),
+    # Held-out classes of the same dataset (runs with data.id_classes, e.g. preset mnist-0to5-cpu).
+    "heldout-mnist": ("mnist", ["held_out_classes"]),
+    "heldout-fashion_mnist": ("fashion_mnist", ["held_out_classes"]),
     "table5-cifar10": ("cifar10", ["svhn", "lsun", "tiny_imagenet"]),
     "table5-cifar100": ("cifar100", ["svhn", "lsun", "tiny_imagenet"]),
     "table5-svhn": ("svhn", ["cifar10", "lsun", "tiny_imagenet"]),
@@ -135,10 +138,8 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         raise InputError("Give at least one OOD set (e.g. --ood fashion_mnist or --protocol offline-mnist).")
     run = RunDir(Path(run_dir))
     config = run.load_config()
-    image_shape = data_lib.dataset_spec(config.data.id_dataset).image_shape
-    load_ood = {name: (lambda name=name: data_lib.load_dataset(
-        name, "test", data_dir=config.data.data_dir, image_shape=image_shape, limit=limit, seed=config.seed))
-        for name in ood_names}
+    load_ood = {name: (lambda name=name: data_lib.load_ood_set(name, config.data, limit=limit, seed=config.seed))
+                for name in ood_names}
     for make in load_ood.values():
         make()  # fail at once on a missing OOD set, before minutes of scoring
     features_of, splits, holdout_images, _ = cached_features(config, run, progress=progress)
@@ -157,7 +158,7 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
             odin_parameters = ODIN_MNIST_FAMILY
         else:
             odin_parameters = choose_odin_parameters(logits_model, holdout_images, config.seed)
-        test_images = data_lib.load_dataset(config.data.id_dataset, "test", data_dir=config.data.data_dir)
+        test_images = data_lib.load_id_split(config.data, "test")
         scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images.map(lambda x, y: x), *odin_parameters)
         for name, make in load_ood.items():
             scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)

@@ -218,8 +218,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path | None = None, model_nam
                          "refusing to replace it. Pass another --out or remove it.")
     detector = BALDetector.load(run.detector_path)
     _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
-    holdout, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, holdout_split,
-                                                         data_dir=config.data.data_dir))
+    holdout, _ = data_lib.to_numpy(data_lib.load_id_split(config.data, holdout_split))
     log_threshold = calibrate_threshold(detector.score(holdout))
     # Everything is written into a staging folder that replaces out_dir in one step at the end:
     # a crash or a full disk leaves the previous export whole, never a mix of two.
@@ -255,8 +254,7 @@ def _export_into(staging: Path, out_dir: Path, detector, run, config, log_thresh
         "parity": {"saved_model_vs_keras_max_abs": max_abs_difference(saved_out, keras_out)},
     }
     if tflite:
-        train_images, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, "train",
-                                                                  data_dir=config.data.data_dir, limit=200))
+        train_images, _ = data_lib.to_numpy(data_lib.load_id_split(config.data, "train", limit=200))
         for mode in TFLITE_MODES:
             start = time.time()
             flatbuffer = convert_tflite(saved_model, mode, train_images)
@@ -277,11 +275,8 @@ def auroc_parity(detector, out_dir: Path, config, ood_name: str, count: int) -> 
     from bal_tf import data as data_lib
     from bal_tf.metrics import auroc
 
-    shape = detector.image_shape
-    id_images, _ = data_lib.to_numpy(data_lib.load_dataset(config.data.id_dataset, "test",
-                                                           data_dir=config.data.data_dir, limit=count))
-    ood_images, _ = data_lib.to_numpy(data_lib.load_dataset(ood_name, "test", data_dir=config.data.data_dir,
-                                                            image_shape=shape, limit=count))
+    id_images, _ = data_lib.to_numpy(data_lib.load_id_split(config.data, "test", limit=count))
+    ood_images, _ = data_lib.to_numpy(data_lib.load_ood_set(ood_name, config.data, limit=count))
     result = {"ood": ood_name, "images_each": count,
               "keras": auroc(detector.predict(id_images)["score"], detector.predict(ood_images)["score"])}
     for mode in TFLITE_MODES:  # not a glob: a stale file from an older export is not reported

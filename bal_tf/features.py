@@ -105,25 +105,28 @@ def file_sha256(path: str | Path) -> str:
 class FeatureCache:
     """``RUN/features/``: one ``.npz`` per split, valid for one classifier file."""
 
-    def __init__(self, root: str | Path, classifier_path: str | Path):
+    def __init__(self, root: str | Path, classifier_path: str | Path, writable: bool = True):
         self.root = Path(root)
+        self.writable = writable
         self.classifier_sha256 = file_sha256(classifier_path)
         meta = self.root / "meta.json"
-        if meta.is_file():
-            if json.loads(meta.read_text()).get("classifier_sha256") != self.classifier_sha256:
-                for stale in self.root.glob("*.npz"):
-                    stale.unlink()
-        self.root.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(meta, json.dumps({"classifier_sha256": self.classifier_sha256}) + "\n")
+        self.valid = meta.is_file() and json.loads(meta.read_text()).get("classifier_sha256") == self.classifier_sha256
+        if writable and not self.valid:
+            for stale in self.root.glob("*.npz"):
+                stale.unlink()
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(meta, json.dumps({"classifier_sha256": self.classifier_sha256}) + "\n")
+            self.valid = True
 
     def get(self, split: str, make_dataset, feature_model: keras.Model, progress: bool = False) -> FeatureSet:
         """Returns the cached features of ``split``, extracting them on the first call."""
         path = self.root / f"{split}.npz"
-        if path.is_file():
+        if self.valid and path.is_file():
             try:
                 return FeatureSet.load(path)
             except InputError as exc:  # derived data: extract again rather than stop
                 warnings.warn(f"{exc} Extracting the features again.")
         features = extract_features(feature_model, make_dataset(), progress=progress, description=split)
-        features.save(path)
+        if self.writable:
+            features.save(path)
         return features

@@ -14,6 +14,7 @@ from keras import layers, ops
 
 from bal_tf import losses, sampling
 from bal_tf.config import GANConfig
+from bal_tf.distribute import per_replica_loss
 from bal_tf.errors import ConfigError
 
 
@@ -126,6 +127,9 @@ class BoundaryAwareGAN(keras.Model):
         names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
                  "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
+        # G and D are built functional models: nothing is left to build (and fit under a
+        # strategy would otherwise try to build it by calling it on features alone).
+        self.built = True
 
     def compile(self, d_optimizer, g_optimizer, **kwargs):
         super().compile(**kwargs)
@@ -220,17 +224,22 @@ class BoundaryAwareGAN(keras.Model):
     def train_step(self, data):
         features, labels = data[0], data[1]  # fit / train_on_batch may append sample weights
         labels = ops.cast(labels, "int32")
+        # Under tf.distribute the optimizer sums the replicas' gradients, so each replica
+        # differentiates its share of the global-batch mean (a no-op on one replica). The
+        # division happens inside the tape, or it would not be differentiated at all.
         with tf.GradientTape() as tape:
             d_loss, parts = self.discriminator_loss(features, labels)
+            d_share = per_replica_loss(d_loss)
         d_weights = self.discriminator.trainable_weights
-        self.d_optimizer.apply(tape.gradient(d_loss, d_weights), d_weights)
+        self.d_optimizer.apply(tape.gradient(d_share, d_weights), d_weights)
         if self.ema_discriminator is not None:
             self.update_ema()
 
         with tf.GradientTape() as tape:
             g_loss, g_adversarial, g_l1 = self.generator_objective(features, labels)
+            g_share = per_replica_loss(g_loss)
         g_weights = self.generator.trainable_weights
-        self.g_optimizer.apply(tape.gradient(g_loss, g_weights), g_weights)
+        self.g_optimizer.apply(tape.gradient(g_share, g_weights), g_weights)
 
         values = {"d_loss": d_loss, "g_loss": g_loss, "g_adversarial": g_adversarial, "g_l1": g_l1, **parts}
         for name, value in values.items():

@@ -48,6 +48,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         "input of its last Dense layer)")
     parser.add_argument("--stages", default="all", choices=["all", "classifier"],
                         help="run every stage (default) or stop after the classifier")
+    parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
+                        help="tf.distribute strategy for both stages: mirrored = all GPUs of this "
+                        "host, multiworker = the hosts in TF_CONFIG (run the same command on each; "
+                        "the run dir must be on storage they share). Batch sizes are global. "
+                        "(default: default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     return parser
 
@@ -84,9 +89,17 @@ def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
         config = resolve_config(args)
-        run = open_run_dir(args.run_dir or default_run_dir(config), config)
-        print(f"bal-tf: run directory {run.root} (TensorBoard: tensorboard --logdir {run.logs_dir})")
-        run_stages(config, run, args)
+        from bal_tf import distribute  # imports TensorFlow: not needed for --help
+
+        strategy = distribute.make_strategy(args.strategy)
+        root = args.run_dir or default_run_dir(config)
+        if distribute.is_chief(strategy):
+            run = open_run_dir(root, config)
+        else:  # reads what the chief writes, writes nothing
+            run = RunDir(Path(root), writable=False)
+        print(f"bal-tf: run directory {run.root} (TensorBoard: tensorboard --logdir {run.logs_dir})"
+              + (f"; {strategy.num_replicas_in_sync} replicas ({args.strategy})" if args.strategy != "default" else ""))
+        run_stages(config, run, args, strategy)
     except BalError as exc:
         print(f"error: {exc}")
         return 2
@@ -96,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespace) -> None:
+def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespace, strategy=None) -> None:
     from bal_tf import classifier as classifier_lib
 
     verbose = 0 if args.quiet else "auto"
@@ -121,7 +134,7 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
     else:
         print(f"stage 1: training {config.backbone.arch} x{config.backbone.width_multiplier} on "
               f"{config.data.id_dataset} for {config.classifier.epochs} epochs")
-        classifier_lib.train_classifier(config, run, verbose=verbose)
+        classifier_lib.train_classifier(config, run, verbose=verbose, strategy=strategy)
         metrics = run.stage1_dir / "metrics.json"
         print(f"stage 1: done. {metrics.read_text().strip()}")
     if args.stages == "classifier":
@@ -129,7 +142,7 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
     if run.detector_path.exists():
         print(f"stage 2: done already ({run.detector_path}); skipping")
         return
-    run_bal_stage(config, run, args.feature_layer, verbose=verbose)
+    run_bal_stage(config, run, args.feature_layer, verbose=verbose, strategy=strategy)
 
 
 def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
@@ -151,16 +164,15 @@ def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: st
 
     classifier = classifier_lib.load_classifier(run.classifier_path)
     features_of = make_feature_model(classifier, feature_layer)
-    cache = FeatureCache(run.features_dir, run.classifier_path)
+    cache = FeatureCache(run.features_dir, run.classifier_path, writable=run.writable)
     id_data = classifier_lib.load_id_data(config)
     splits = {split: cache.get(split, lambda split=split: getattr(id_data, split), features_of, progress)
               for split in ("train", "holdout", "test")}
     holdout_images = None
     if len(splits["holdout"]):
         _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
-        holdout_images, _ = data_lib.to_numpy(data_lib.load_dataset(
-            config.data.id_dataset, holdout_split, data_dir=config.data.data_dir,
-            limit=SYNTHETIC_IMAGES_PER_FAMILY))
+        holdout_images, _ = data_lib.to_numpy(data_lib.load_id_split(
+            config.data, holdout_split, limit=SYNTHETIC_IMAGES_PER_FAMILY))
     synthetic = {}
     for family in config.gan.synthetic_families:
         if family in selection.IMAGE_FAMILIES and holdout_images is not None:
@@ -172,15 +184,20 @@ def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: st
 
 
 def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
-                  verbose="auto"):
+                  verbose="auto", strategy=None):
     """Stage 2: features (cached), the GAN with checkpoint selection, the detector."""
+    from bal_tf import distribute
     from bal_tf import selection
     from bal_tf.classifier import save_keras
     from bal_tf.detector import BALDetector
     from bal_tf.train_bal import train_bal
 
     print("stage 2: extracting penultimate features (cached in features/)")
+    if not run.writable:
+        distribute.barrier(strategy)  # let the chief write the feature cache first
     features_of, splits, _, synthetic = cached_features(config, run, feature_layer, progress=verbose != 0)
+    if run.writable:
+        distribute.barrier(strategy)
     selection_data = None
     if len(splits["holdout"]):
         selection_data = selection.SelectionData(
@@ -190,7 +207,11 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
           f"{splits['train'].features.shape[1]} for {config.gan.epochs} epochs")
     result = train_bal(
         config.gan, features_of, splits["train"], selection_data=selection_data, seed=config.seed,
-        verbose=verbose, log_dir=str(run.logs_dir / "stage2"), checkpoint_dir=run.bal_dir / "resume")
+        verbose=verbose, log_dir=str(run.logs_dir / "stage2"), checkpoint_dir=run.bal_dir / "resume",
+        strategy=strategy)
+    if not run.writable:
+        print("stage 2: done on this worker (the chief writes the results)")
+        return
     for name, model in (("generator_selected", result.gan.generator),
                         ("discriminator_selected", result.discriminator),
                         ("discriminator_last", result.last_discriminator)):

@@ -24,7 +24,11 @@ from bal_tf.errors import ConfigError
 
 @dataclasses.dataclass(frozen=True)
 class RunDir:
+    """Paths of a run. ``writable=False`` is a multi-worker run's non-chief view: it reads the
+    chief's files and writes nothing."""
+
     root: Path
+    writable: bool = True
 
     @property
     def config_path(self) -> Path:
@@ -67,7 +71,8 @@ class RunDir:
         from bal_tf.io import atomic_write_text
 
         path = self.root / relative
-        atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
+        if self.writable:
+            atomic_write_text(path, json.dumps(values, indent=2, sort_keys=True) + "\n")
         return path
 
 

@@ -18,8 +18,17 @@ from keras import ops
 
 
 def batch_bounds(features):
-    """Eqs. 4-5: per-dimension minimum a and maximum b over the batch."""
-    return ops.min(features, axis=0), ops.max(features, axis=0)
+    """Eqs. 4-5: per-dimension minimum a and maximum b over the batch.
+
+    Under tf.distribute the batch is the global one: the replicas' bounds are gathered, so N
+    workers sample from the box a single worker with the same global batch would.
+    """
+    low, high = ops.min(features, axis=0), ops.max(features, axis=0)
+    context = tf.distribute.get_replica_context()
+    if context is not None and context.num_replicas_in_sync > 1:
+        low = ops.min(context.all_gather(low[None], axis=0), axis=0)
+        high = ops.max(context.all_gather(high[None], axis=0), axis=0)
+    return low, high
 
 
 def sample_uniform_box(features, num_samples: int, seed, margin: float = 0.0):

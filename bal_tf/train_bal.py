@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bal_tf import selection
+from bal_tf import distribute, selection
 from bal_tf.config import GANConfig
 from bal_tf.errors import ConfigError, InputError
 from bal_tf.features import FeatureSet, extract_features
@@ -130,7 +130,8 @@ def build_selection_data(feature_model, holdout: FeatureSet, holdout_images: np.
 def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: FeatureSet | None = None,
               holdout_images: np.ndarray | None = None, seed: int = 0, verbose="auto",
               log_dir: str | None = None, selection_data: selection.SelectionData | None = None,
-              extra_callbacks=(), checkpoint_dir: str | Path | None = None) -> BALResult:
+              extra_callbacks=(), checkpoint_dir: str | Path | None = None,
+              strategy: tf.distribute.Strategy | None = None) -> BALResult:
     """Trains the GAN (Algorithm 1) and returns the selected and the last discriminator.
 
     Args:
@@ -143,7 +144,10 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
         checkpoint_dir: if set, the full training state (G, D, D's average, both optimizers,
             the sampler's RNG, the selection so far) is saved there after every epoch, and
             training resumes from the newest complete one. A resumed run ends with the weights
-            an uninterrupted run of the same seed ends with.
+            an uninterrupted run of the same seed ends with. Under a multi-worker strategy
+            every worker restores from it and only the chief writes (shared storage needed).
+        strategy: a ``tf.distribute`` strategy (``bal_tf.distribute.make_strategy``); the
+            config's batch size is the global batch.
     """
     if len(train) < 2:
         raise InputError(f"BAL needs at least 2 training features. Received: {len(train)}")
@@ -152,7 +156,9 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
     if config.selection not in ("synthetic", "last"):
         raise ConfigError(f"gan.selection must be synthetic or last. Received: {config.selection!r}")
     num_classes = train.logits.shape[-1]
-    gan = make_gan(config, num_classes, train.features, train.labels, seed=seed)
+    strategy = strategy or tf.distribute.get_strategy()
+    with strategy.scope():
+        gan = make_gan(config, num_classes, train.features, train.labels, seed=seed)
     if selection_data is None and holdout is not None and len(holdout) > 0:
         families = list(config.synthetic_families)
         if holdout_images is None:
@@ -170,17 +176,22 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
         first_epoch = checkpoints.restore(lambda path: load_training_state(path, gan, selector))
         if first_epoch and verbose:
             print(f"stage 2: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
-        callbacks.append(SaveEachEpoch(checkpoints, lambda path: save_training_state(path, gan, selector),
-                                       should_save=lambda: selector.diverged is None))
+        if distribute.is_chief(strategy):
+            callbacks.append(SaveEachEpoch(checkpoints, lambda path: save_training_state(path, gan, selector),
+                                           should_save=lambda: selector.diverged is None))
     callbacks += list(extra_callbacks)
-    if log_dir:
+    if log_dir and distribute.is_chief(strategy):
         callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     data = feature_batches(train.features, train.labels, config.batch_size, seed,
                            first_epoch=first_epoch, epochs=config.epochs)
     start = time.time()
-    if first_epoch < config.epochs:
+    steps = steps_per_epoch(len(train), config.batch_size)
+    if first_epoch < config.epochs and distribute.is_multiworker(strategy):
+        distribute.fit_in_strategy_loop(gan, strategy, data, config.epochs, steps, first_epoch, callbacks,
+                                        verbose=verbose)
+    elif first_epoch < config.epochs:
         gan.fit(data, epochs=config.epochs, initial_epoch=first_epoch, callbacks=callbacks, verbose=verbose,
-                steps_per_epoch=steps_per_epoch(len(train), config.batch_size), shuffle=False)
+                steps_per_epoch=steps, shuffle=False)
     seconds = time.time() - start
     if selector.diverged and selector.last_good_weights is None:
         raise FloatingPointError(

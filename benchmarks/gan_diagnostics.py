@@ -29,7 +29,7 @@ def main(argv=None):
     import numpy as np
 
     from bal_tf import metrics, selection
-    from bal_tf.data import dataset_spec, load_dataset
+    from bal_tf.data import load_ood_set
     from bal_tf.evaluation import ood_cache_name
     from bal_tf.features import FeatureCache
     from bal_tf.pipeline import cached_features
@@ -40,9 +40,7 @@ def main(argv=None):
     config = run.load_config().with_overrides(args.overrides)
     features_of, splits, _, synthetic = cached_features(config, run, progress=False)
     cache = FeatureCache(run.features_dir, run.classifier_path)
-    shape = dataset_spec(config.data.id_dataset).image_shape
-    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_dataset(
-        name, "test", data_dir=config.data.data_dir, image_shape=shape), features_of) for name in args.ood}
+    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_ood_set(name, config.data), features_of) for name in args.ood}
     test = splits["test"]
 
     def mean_d(discriminator, feature_set, use_labels):

@@ -34,7 +34,7 @@ def main(argv=None):
     import numpy as np
 
     from bal_tf import baselines, metrics, selection
-    from bal_tf.data import dataset_spec, load_dataset
+    from bal_tf.data import load_ood_set
     from bal_tf.evaluation import ood_cache_name
     from bal_tf.features import FeatureCache
     from bal_tf.pipeline import cached_features
@@ -45,9 +45,7 @@ def main(argv=None):
     base = run.load_config()
     features_of, splits, _, synthetic = cached_features(base, run, progress=False)
     cache = FeatureCache(run.features_dir, run.classifier_path)
-    shape = dataset_spec(base.data.id_dataset).image_shape
-    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_dataset(
-        name, "test", data_dir=base.data.data_dir, image_shape=shape), features_of)
+    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_ood_set(name, base.data), features_of)
         for name in args.ood}
     test = splits["test"]
     msp = {name: metrics.ood_metrics(np.exp(baselines.log_max_softmax(test.logits)), np.exp(baselines.log_max_softmax(o.logits)))

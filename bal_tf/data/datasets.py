@@ -190,6 +190,8 @@ def load_dataset(
     image_shape: tuple[int, int, int] | None = None,
     limit: int | None = None,
     seed: int = 0,
+    classes: list[int] | None = None,
+    relabel: bool = True,
 ) -> tf.data.Dataset:
     """Loads a dataset as ``(image uint8 [H, W, C], label int64)`` pairs, in a fixed order.
 
@@ -201,6 +203,8 @@ def load_dataset(
         image_shape: convert to this shape (the ID set's); default: the dataset's own.
         limit: keep only the first ``limit`` examples.
         seed: seed of the noise sets.
+        classes: keep only examples of these labels; ``relabel`` maps them to their index in
+            ``classes`` (0..K-1), else the label becomes ``OOD_LABEL``.
 
     Raises:
         DatasetNotAvailableError: the data is neither present nor downloadable.
@@ -230,9 +234,59 @@ def load_dataset(
         if tuple(builder.info.features["image"].shape) != shape:
             dataset = dataset.map(lambda x, y: (convert_image(x, shape), y),
                                   num_parallel_calls=tf.data.AUTOTUNE)
+    if classes is not None:
+        dataset = select_classes(dataset, classes, relabel)
     if limit is not None:
         dataset = dataset.take(limit)
     return dataset
+
+
+def select_classes(dataset: tf.data.Dataset, classes: list[int], relabel: bool = True) -> tf.data.Dataset:
+    """Keeps the examples whose label is in ``classes``; relabels them 0..K-1 (or OOD_LABEL)."""
+    classes = [int(c) for c in classes]
+    if not classes or len(set(classes)) != len(classes) or min(classes) < 0:
+        raise InputError(f"classes must be distinct non-negative labels. Received: {classes}")
+    table = tf.constant(classes, tf.int64)
+    dataset = dataset.filter(lambda x, y: tf.reduce_any(tf.equal(table, y)))
+    if relabel:
+        return dataset.map(lambda x, y: (x, tf.argmax(tf.cast(tf.equal(table, y), tf.int64), output_type=tf.int64)))
+    return dataset.map(lambda x, y: (x, tf.constant(OOD_LABEL, tf.int64)))
+
+
+HELD_OUT_CLASSES = "held_out_classes"
+
+
+def run_classes(data_config) -> list[int] | None:
+    """The run's ID classes (``data.id_classes``), checked against the dataset; None = all."""
+    classes = data_config.id_classes
+    if classes is None:
+        return None
+    total = id_num_classes(data_config.id_dataset)
+    if not classes or any(not 0 <= int(c) < total for c in classes) or len(set(classes)) != len(classes):
+        raise InputError(f"data.id_classes must be distinct labels in 0..{total - 1} of "
+                         f"{data_config.id_dataset}. Received: {classes}")
+    return [int(c) for c in classes]
+
+
+def load_id_split(data_config, split: str, limit: int | None = None) -> tf.data.Dataset:
+    """A split of the run's ID data (``data`` section of a RunConfig), ID classes only."""
+    return load_dataset(data_config.id_dataset, split, data_dir=data_config.data_dir, limit=limit,
+                        classes=run_classes(data_config))
+
+
+def load_ood_set(name: str, data_config, limit: int | None = None, seed: int = 0) -> tf.data.Dataset:
+    """An OOD set in the run's image shape; ``held_out_classes`` is the test split of the ID
+    dataset's classes the run never trained on."""
+    if name == HELD_OUT_CLASSES:
+        classes = run_classes(data_config)
+        if classes is None:
+            raise InputError(f"{HELD_OUT_CLASSES!r} needs a run trained on some classes only "
+                             "(data.id_classes, e.g. --preset mnist-0to5-cpu).")
+        rest = [c for c in range(id_num_classes(data_config.id_dataset)) if c not in classes]
+        return load_dataset(data_config.id_dataset, "test", data_dir=data_config.data_dir, limit=limit,
+                            classes=rest, relabel=False)
+    shape = dataset_spec(data_config.id_dataset).image_shape
+    return load_dataset(name, "test", data_dir=data_config.data_dir, image_shape=shape, limit=limit, seed=seed)
 
 
 def load_image_folder(path: str | os.PathLike, image_shape: tuple[int, int, int]) -> tf.data.Dataset:
