@@ -52,7 +52,8 @@ def score_histograms(scores: dict, ood_name: str, path: Path) -> Path:
 def confidence_map(score_fn, id_features: np.ndarray, path: Path, title: str,
                    ood_features: np.ndarray | None = None, extra_points: dict | None = None) -> Path:
     """Score over a grid of a 2-d feature space, with the ID features drawn on top (Fig. 1a)."""
-    points = id_features if ood_features is None else np.r_[id_features, ood_features]
+    points = np.concatenate([id_features, *([] if ood_features is None else [ood_features]),
+                             *(np.asarray(e)[:1000] for e in (extra_points or {}).values())])
     low, high = points.min(0), points.max(0)
     pad = 0.15 * (high - low)
     xs = np.linspace(low[0] - pad[0], high[0] + pad[0], 200)
