@@ -40,9 +40,9 @@ def main(argv=None):
     gan = make_gan(GANConfig(), args.classes, features, labels, seed=0)
     gan.jit_compile = args.jit
     data = feature_batches(features, labels, args.batch, seed=0).cache()
-    gan.fit(data.take(50), epochs=1, verbose=0)  # warm-up: tracing and first steps
+    gan.fit(data.take(50), epochs=1, steps_per_epoch=50, verbose=0, shuffle=False)  # warm-up: tracing
     start = time.perf_counter()
-    gan.fit(data, epochs=1, verbose=0)
+    gan.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
     seconds = time.perf_counter() - start
     result = {"steps_per_second": round(args.steps / seconds, 1), "feature_dim": args.dim,
               "batch_size": args.batch, "steps": args.steps, "jit_compile": args.jit,
