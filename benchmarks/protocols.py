@@ -53,14 +53,17 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
 
 def protocol_table(protocol: str, run_dirs: list[Path]) -> tuple[str, dict]:
     """Markdown table (mean +- std over runs) and a summary dict for one protocol."""
+    from bal_tf.evaluation import PROTOCOLS
+
+    ood_name = "+".join(PROTOCOLS[protocol][1])  # the protocol's OOD set (or their mixture)
     per_method: dict[str, list[tuple[float, float]]] = {}
-    accuracies, ood_name = [], None
+    accuracies = []
     for run_dir in run_dirs:
         results = json.loads((run_dir / "eval" / "results.json").read_text())
         accuracies.append(100 * results["classification_accuracy"])
         for row in results["rows"]:
-            ood_name = row["ood"]
-            per_method.setdefault(row["method"], []).append((100 * row["auroc"], 100 * row["fpr95"]))
+            if row["ood"] == ood_name:
+                per_method.setdefault(row["method"], []).append((100 * row["auroc"], 100 * row["fpr95"]))
     methods = [m for m in METHODS if m in per_method]
     means = {m: np.mean(per_method[m], axis=0) for m in methods}
     ranked = [m for m in sorted(means, key=lambda m: -means[m][0]) if m not in ("bal_last", "bal_p2_only")]
