@@ -5,7 +5,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from bal_tf.errors import BalError, describe_os_error
+from bal_tf.errors import run_cli
 
 
 def main(argv=None) -> int:
@@ -35,29 +35,25 @@ def main(argv=None) -> int:
     from bal_tf.run_dir import RunDir
 
     names = args.ood + [f"folder:{p}" for p in args.ood_dir]
-    try:
+
+    def evaluate():
+        ood_names = names
         if args.protocol:
             id_name, protocol_oods = PROTOCOLS[args.protocol]
             run_id = RunDir(Path(args.run)).load_config().data.id_dataset
             if run_id != id_name:
                 raise evaluation.InputError(f"Protocol {args.protocol} is for ID {id_name}; this run's ID is {run_id}.")
-            names = protocol_oods + names
-        results = evaluation.evaluate_run(args.run, names, progress=not args.quiet, limit=args.limit,
+            ood_names = protocol_oods + names
+        results = evaluation.evaluate_run(args.run, ood_names, progress=not args.quiet, limit=args.limit,
                                           odin=not args.no_odin)
         out = evaluation.write_results(args.run, results)
         if not args.no_plots:
             evaluation.make_plots(args.run, results)
-    except BalError as exc:
-        print(f"error: {exc}")
-        return 2
-    except OSError as exc:
-        print(f"error: {describe_os_error(exc)}")
-        return 2
-    print(evaluation.to_markdown(results))
-    print(f"written to {out}/ (results.md, results.csv, results.json, scores.npz"
-          + ("" if args.no_plots else ", *.png") + ")")
-    return 0
+        print(evaluation.to_markdown(results))
+        print(f"written to {out}/ (results.md, results.csv, results.json, scores.npz"
+              + ("" if args.no_plots else ", *.png") + ")")
 
+    return run_cli(evaluate)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -23,3 +23,17 @@ def describe_os_error(exc: OSError) -> str:
     return (f"could not read or write a file{where}: {exc.strerror or exc}. Nothing half-written was "
             "kept; earlier results are untouched. Free space or fix permissions, then run the same "
             "command again.")
+
+
+def run_cli(action) -> int:
+    """Runs a command's body; a deliberate error or a failed read/write becomes one ``error:``
+    line and exit code 2 (no traceback), success exit code 0."""
+    try:
+        action()
+    except BalError as exc:
+        print(f"error: {exc}")
+        return 2
+    except OSError as exc:
+        print(f"error: {describe_os_error(exc)}")
+        return 2
+    return 0

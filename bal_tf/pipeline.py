@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from bal_tf import config as config_lib
-from bal_tf.errors import BalError, describe_os_error
+from bal_tf.errors import run_cli
 from bal_tf.run_dir import RunDir, open_run_dir
 
 
@@ -87,7 +87,8 @@ def default_run_dir(config: config_lib.RunConfig) -> Path:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
-    try:
+
+    def train():
         config = resolve_config(args)
         from bal_tf import distribute  # imports TensorFlow: not needed for --help
 
@@ -100,14 +101,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bal-tf: run directory {run.root} (TensorBoard: tensorboard --logdir {run.logs_dir})"
               + (f"; {strategy.num_replicas_in_sync} replicas ({args.strategy})" if args.strategy != "default" else ""))
         run_stages(config, run, args, strategy)
-    except BalError as exc:
-        print(f"error: {exc}")
-        return 2
-    except OSError as exc:
-        print(f"error: {describe_os_error(exc)}")
-        return 2
-    return 0
 
+    return run_cli(train)
 
 def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespace, strategy=None) -> None:
     from bal_tf import classifier as classifier_lib

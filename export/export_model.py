@@ -22,21 +22,15 @@ def main(argv=None) -> int:
     parser.add_argument("--no-tflite", action="store_true")
     parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
     args = parser.parse_args(argv)
-    from bal_tf.errors import BalError, describe_os_error
+    from bal_tf.errors import run_cli
     from bal_tf.export import export_run
 
-    try:
+    def export():
         report = export_run(args.run, args.out, args.name, args.version, tflite=not args.no_tflite,
                             parity_ood=args.parity_ood)
-    except BalError as exc:
-        print(f"error: {exc}")
-        return 2
-    except OSError as exc:
-        print(f"error: {describe_os_error(exc)}")
-        return 2
-    print(json.dumps(report, indent=2))
-    return 0
+        print(json.dumps(report, indent=2))
 
+    return run_cli(export)
 
 if __name__ == "__main__":
     sys.exit(main())
