@@ -2,6 +2,7 @@
 """Summarize gan_sweep.py's JSON lines as a Markdown table (mean +- std over seeds).
 
     python benchmarks/summarize_sweep.py results.jsonl [--ood fashion_mnist --ood uniform_noise] [--prefix table1:]
+    python benchmarks/summarize_sweep.py table3.jsonl --ood fashion_mnist --by-dim   # Table 3's layout
 """
 
 import argparse
@@ -16,8 +17,13 @@ def main(argv=None):
     parser.add_argument("jsonl")
     parser.add_argument("--ood", action="append", default=[])
     parser.add_argument("--prefix", help="only variants whose name starts with this (e.g. table1:)")
+    parser.add_argument("--by-dim", action="store_true",
+                        help="Table 3's layout: variants 'table3:dim=D:NAME' as rows NAME, columns D")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in open(args.jsonl) if line.strip()]
+    if args.by_dim:
+        by_dim_table(records, args.ood[0] if args.ood else "fashion_mnist")
+        return
     oods = args.ood or sorted({k.split("/", 1)[1] for r in records for k in r if k.startswith("selected/")})
     if args.prefix:
         records = [r for r in records if r["variant"].startswith(args.prefix) or r.get("baseline")]
@@ -41,6 +47,36 @@ def main(argv=None):
                 values = 100 * np.array([r[f"{tag}/{ood}"][metric] for r in rows])
                 cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
         print("| " + " | ".join(cells) + " |")
+
+
+def by_dim_table(records: list[dict], ood: str) -> None:
+    """Rows: trivial-sampling variants (and max-softmax of each dim's classifier); columns: feature
+    dims; cells: selected-checkpoint AUROC (mean +- std over seeds) and FPR95."""
+    dim_of_run, cells = {}, defaultdict(dict)
+    for record in records:
+        if record["variant"].startswith("table3:dim="):
+            _, dim, name = record["variant"].split(":", 2)
+            dim = int(dim.split("=")[1])
+            dim_of_run[record["run"]] = dim
+            cells[name].setdefault(dim, {})[record["seed"]] = record[f"selected/{ood}"]
+    for record in records:  # max-softmax does not depend on the GAN seed: once per classifier
+        if record.get("baseline") and record["run"] in dim_of_run:
+            cells["max-softmax"].setdefault(dim_of_run[record["run"]], {})[0] = record[f"selected/{ood}"]
+    dims = sorted(set(dim_of_run.values()))
+    print("| " + " | ".join(["method"] + [f"dim {d}: AUROC / FPR95" for d in dims]) + " |")
+    print("|" + "---|" * (len(dims) + 1))
+    for name, by_dim in cells.items():
+        row = [name]
+        for dim in dims:
+            runs = list(by_dim.get(dim, {}).values())
+            if not runs:
+                row.append("-")
+                continue
+            auroc = 100 * np.array([r["auroc"] for r in runs])
+            fpr = 100 * np.array([r["fpr95"] for r in runs])
+            row.append(f"{auroc.mean():.2f} ± {auroc.std():.2f} / {fpr.mean():.1f} ({len(runs)})"
+                       if len(runs) > 1 else f"{auroc[0]:.2f} / {fpr[0]:.1f}")
+        print("| " + " | ".join(row) + " |")
 
 
 if __name__ == "__main__":
