@@ -106,3 +106,50 @@ def seeded_epochs(arrays: tuple, batch_size: int, seed: int, first_epoch: int, e
 
     dataset = tf.data.Dataset.range(first_epoch, epochs).flat_map(epoch_indices)
     return dataset.map(gather, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
+
+
+def resumable_fit(model: keras.Model, make_data: Callable[[int], object], *, epochs: int,
+                  steps_per_epoch: int, checkpoints: EpochCheckpoints | None,
+                  save_state: Callable[[Path], None], load_state: Callable[[Path], None],
+                  callbacks=(), after_save=(), strategy=None, writes: bool = True, should_save=lambda: True,
+                  verbose="auto", stage: str = "", **fit_kwargs) -> int:
+    """Trains ``model`` for ``epochs``, resuming after the newest complete checkpoint.
+
+    The one training loop of both stages: restore the newest loadable epoch (``load_state``),
+    save every finished epoch (``save_state``, only where ``writes``: the chief), then Keras'
+    ``fit`` or, under a multi-worker strategy, ``bal_tf.distribute.fit_in_strategy_loop``.
+
+    Args:
+        make_data: ``first_epoch -> dataset`` of the batches of epochs ``first_epoch .. epochs-1``
+            back to back (seeded per epoch, so a resumed run sees an uninterrupted run's batches).
+        checkpoints: where the epochs go; ``None`` trains from scratch without saving.
+        callbacks / after_save: Keras callbacks run before / after the epoch's checkpoint is
+            written (what the checkpoint must hold goes before; what may stop the process after).
+        should_save: checked before each save (e.g. not after a diverged epoch).
+        stage: prefix of the "resuming" message.
+        fit_kwargs: more arguments of ``fit`` (e.g. ``validation_data``).
+
+    Returns:
+        The epoch training resumed after (0 = from scratch).
+    """
+    from bal_tf import distribute
+
+    first_epoch = 0
+    callbacks, after_save = list(callbacks), list(after_save)
+    if checkpoints is not None:
+        first_epoch = checkpoints.restore(load_state)
+        if first_epoch:
+            print(f"{stage}: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
+        if writes:
+            callbacks.append(SaveEachEpoch(checkpoints, save_state, should_save=should_save))
+    callbacks += after_save
+    if first_epoch >= epochs:
+        return first_epoch
+    data = make_data(first_epoch)
+    if strategy is not None and distribute.is_multiworker(strategy):
+        distribute.fit_in_strategy_loop(model, strategy, data, epochs, steps_per_epoch, first_epoch, callbacks,
+                                        verbose=verbose)
+    else:
+        model.fit(data, epochs=epochs, initial_epoch=first_epoch, steps_per_epoch=steps_per_epoch,
+                  callbacks=callbacks, verbose=verbose, shuffle=False, **fit_kwargs)
+    return first_epoch

@@ -18,7 +18,7 @@ import tensorflow as tf
 
 from bal_tf import data, distribute
 from bal_tf.backbones import build_classifier
-from bal_tf.checkpointing import EpochCheckpoints, SaveEachEpoch, seeded_epochs
+from bal_tf.checkpointing import EpochCheckpoints, resumable_fit, seeded_epochs
 from bal_tf.config import RunConfig
 from bal_tf.errors import InputError
 from bal_tf.io import atomic_path
@@ -81,12 +81,8 @@ def eval_pipeline(dataset: tf.data.Dataset, batch_size: int = 512) -> tf.data.Da
 
 def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     lr = config.classifier.learning_rate
-    if config.classifier.lr_schedule == "cosine":
+    if config.classifier.lr_schedule == "cosine":  # else "constant" (checked by the config)
         lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config.classifier.epochs)
-    elif config.classifier.lr_schedule != "constant":
-        raise InputError(
-            f"classifier.lr_schedule must be cosine or constant. Received: {config.classifier.lr_schedule!r}"
-        )
     return keras.optimizers.Adam(lr)
 
 
@@ -130,38 +126,24 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
             metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")],
         )
         model.optimizer.build(model.trainable_variables)
-    # Resume: weights and optimizer state (Adam's moments, the step that drives the cosine
-    # schedule) of the newest complete epoch; the data pipeline then starts at the next epoch.
-    checkpoints = EpochCheckpoints(run.stage1_dir / "resume")
-    first_epoch = checkpoints.restore(lambda path: model.load_weights(path / "model.weights.h5"))
-    if first_epoch:
-        print(f"stage 1: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
     callbacks = list(extra_callbacks)
     if run.writable:
-        callbacks = [
-            SaveEachEpoch(checkpoints, lambda path: model.save_weights(path / "model.weights.h5")),
-            keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"),
-            *callbacks,
-        ]
-    train = training_pipeline(train_images, train_labels, config.classifier.batch_size, config.seed, augment,
-                              first_epoch, config.classifier.epochs)
+        callbacks.insert(0, keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"))
     holdout = eval_pipeline(id_data.holdout)
     has_holdout = int(id_data.holdout.cardinality()) != 0
+    checkpoints = EpochCheckpoints(run.stage1_dir / "resume")
     start = time.time()
-    if first_epoch < config.classifier.epochs and distribute.is_multiworker(strategy):
-        distribute.fit_in_strategy_loop(model, strategy, train, config.classifier.epochs, steps_per_epoch,
-                                        first_epoch, callbacks, verbose=verbose)
-    elif first_epoch < config.classifier.epochs:
-        model.fit(
-            train,
-            epochs=config.classifier.epochs,
-            initial_epoch=first_epoch,
-            steps_per_epoch=steps_per_epoch,
-            validation_data=holdout if has_holdout else None,
-            callbacks=callbacks,
-            verbose=verbose,
-            shuffle=False,  # the tf.data pipeline shuffles, with the run's seed
-        )
+    # Resume: weights and optimizer state (Adam's moments, the step that drives the cosine
+    # schedule) of the newest complete epoch; the data pipeline then starts at the next epoch.
+    resumable_fit(
+        model,
+        lambda first_epoch: training_pipeline(train_images, train_labels, config.classifier.batch_size,
+                                              config.seed, augment, first_epoch, config.classifier.epochs),
+        epochs=config.classifier.epochs, steps_per_epoch=steps_per_epoch, checkpoints=checkpoints,
+        save_state=lambda path: model.save_weights(path / "model.weights.h5"),
+        load_state=lambda path: model.load_weights(path / "model.weights.h5"),
+        after_save=callbacks, strategy=strategy, writes=run.writable, verbose=verbose, stage="stage 1",
+        validation_data=holdout if has_holdout else None)
     train_seconds = time.time() - start
     test_loss, test_accuracy = loss_and_accuracy(model, eval_pipeline(id_data.test))
     metrics = {

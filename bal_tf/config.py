@@ -17,6 +17,32 @@ from pathlib import Path
 
 from bal_tf import errors
 
+# The allowed values of the enum-like fields: typed as Literal, checked when a config is parsed
+# (JSON, presets, --set), so a typo fails before any training and lists the choices.
+Arch = typing.Literal["resnet18", "resnet34", "densenet"]
+LRSchedule = typing.Literal["cosine", "constant"]
+LabelConditioning = typing.Literal["concat", "projection"]
+GeneratorOutput = typing.Literal["auto", "relu", "linear"]
+TrivialSampling = typing.Literal["uniform", "gaussian"]
+GeneratorLoss = typing.Literal["saturating", "non_saturating"]
+Selection = typing.Literal["synthetic", "last"]
+SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs",
+                                 "uniform_features", "perturbed_features", "hard_features"]
+
+
+class _ChoicesChecked:
+    """Checks the Literal-typed fields of a config section built in code (``GANConfig(...)``),
+    as parsing checks those of a JSON file or a ``--set`` override."""
+
+    def __post_init__(self):
+        hints = typing.get_type_hints(type(self))
+        for field in dataclasses.fields(self):
+            hint, value = hints[field.name], getattr(self, field.name)
+            if typing.get_origin(hint) is typing.Literal:
+                _coerce(hint, value, f"{type(self).__name__}.{field.name}")
+            elif typing.get_origin(hint) is list and typing.get_origin(typing.get_args(hint)[0]) is typing.Literal:
+                _coerce(hint, value, f"{type(self).__name__}.{field.name}")
+
 
 @dataclasses.dataclass
 class DataConfig:
@@ -41,7 +67,7 @@ class DataConfig:
 
 
 @dataclasses.dataclass
-class BackboneConfig:
+class BackboneConfig(_ChoicesChecked):
     """The classifier H = head(h(x)).
 
     Attributes:
@@ -51,13 +77,13 @@ class BackboneConfig:
             (the paper's Table 3 varies it from 2 to 1024; its Figure 4 uses 2 and 3).
     """
 
-    arch: str = "resnet18"
+    arch: Arch = "resnet18"
     width_multiplier: float = 1.0
     feature_dim: int | None = None
 
 
 @dataclasses.dataclass
-class ClassifierTrainConfig:
+class ClassifierTrainConfig(_ChoicesChecked):
     """Stage 1: training the classifier with Adam and cross-entropy (paper Sec. 5.2).
 
     Attributes:
@@ -73,13 +99,13 @@ class ClassifierTrainConfig:
     epochs: int = 300
     batch_size: int = 128
     learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
+    lr_schedule: LRSchedule = "cosine"
     augment: bool | None = None
     max_train_examples: int | None = None
 
 
 @dataclasses.dataclass
-class GANConfig:
+class GANConfig(_ChoicesChecked):
     """Stage 2: BAL's conditional GAN on cached features (paper Sec. 4, Algorithm 1).
 
     The paper fixes lambda_c = 0.7 (Eq. 9) and lambda = 0.01 (Eq. 12) and leaves the rest
@@ -121,8 +147,8 @@ class GANConfig:
     latent_dim: int = 64
     generator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     discriminator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
-    label_conditioning: str = "concat"
-    generator_output: str = "auto"
+    label_conditioning: LabelConditioning = "concat"
+    generator_output: GeneratorOutput = "auto"
     d_learning_rate: float = 2e-4
     g_learning_rate: float = 5e-5
     beta_1: float = 0.5
@@ -137,12 +163,12 @@ class GANConfig:
     use_vanilla_loss: bool = True
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
-    trivial_sampling: str = "uniform"
+    trivial_sampling: TrivialSampling = "uniform"
     box_margin: float = 0.0
     d_ema_decay: float = 0.999
-    generator_loss: str = "saturating"
-    selection: str = "synthetic"
-    synthetic_families: list[str] = dataclasses.field(
+    generator_loss: GeneratorLoss = "saturating"
+    selection: Selection = "synthetic"
+    synthetic_families: list[SyntheticFamily] = dataclasses.field(
         default_factory=lambda: ["pixel_permutation", "patch_shuffle", "noise_blobs",
                                  "uniform_features", "perturbed_features"]
     )
@@ -266,6 +292,12 @@ def _coerce(hint, value, path):
     if dataclasses.is_dataclass(hint):
         return _from_dict(hint, value, path + ".")
     origin = typing.get_origin(hint)
+    if origin is typing.Literal:
+        allowed = typing.get_args(hint)
+        if value not in allowed:
+            raise errors.ConfigError(
+                f"Config field {path} must be one of {list(allowed)}. Received: {value!r}")
+        return value
     if origin in (typing.Union, types.UnionType):
         options = typing.get_args(hint)
         if value is None and type(None) in options:

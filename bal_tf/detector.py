@@ -3,11 +3,10 @@ p2 = D(h(x), c), score = p1 * p2.
 
 **Direction: every score here is higher = more in-distribution.**
 
-The detector is one Keras model, ``image -> {class, p1, p2, score, log_score}``. The product is
-formed in the log domain, log p1 + log p2 = log_softmax(logits)[c] + log_sigmoid(D logit):
-in float32 p1 rounds to exactly 1.0 for many confident images, which would tie their scores;
-the log-domain sum keeps them apart. ``log_score`` is the value to rank or threshold;
-``score`` = exp(log_score) is p1 * p2 itself.
+The detector is one Keras model, ``image -> {class, p1, p2, score, log_score}``, whose scoring
+layers call ``bal_tf.scoring`` (the one implementation of Eq. 2, also behind selection and
+evaluate.py). ``log_score`` = log p1 + log p2 is the value to rank or threshold; ``score`` =
+exp(log_score) is p1 * p2 itself.
 """
 
 from __future__ import annotations
@@ -17,28 +16,19 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
-from keras import layers, ops
+from keras import layers
 
+from bal_tf import scoring
 from bal_tf.errors import InputError
 from bal_tf.gan import OneHot  # noqa: F401  (registers the layer for loading)
 
 
 @keras.saving.register_keras_serializable(package="bal_tf")
 class PredictedClass(layers.Layer):
-    """logits -> (c = argmax, log p1 = log max softmax), exact even where p1 rounds to 1.
-
-    log p1 = -log1p(sum over j != c of exp(l_j - l_c)); ``log_softmax`` would return exactly 0
-    for every confident image (log(1 + 1e-18) in float32), tying them all.
-    """
+    """logits -> (c = argmax, log p1 = log max softmax): ``bal_tf.scoring`` as a layer."""
 
     def call(self, logits):
-        # tf.argmax, not keras.ops.argmax: the latter adds a BitwiseAnd (for -0.0) that the
-        # TFLite builtin runtime lacks.
-        predicted = tf.argmax(logits, axis=-1)
-        top = ops.max(logits, axis=-1, keepdims=True)
-        not_predicted = ops.take(1.0 - ops.eye(logits.shape[-1]), predicted, axis=0)  # see OneHot
-        others = ops.exp(logits - top) * not_predicted
-        return ops.cast(predicted, "int32"), -ops.log1p(ops.sum(others, axis=-1))
+        return scoring.predicted_class_and_log_p1(logits)
 
     def compute_output_shape(self, input_shape):
         return input_shape[:-1], input_shape[:-1]
@@ -46,13 +36,10 @@ class PredictedClass(layers.Layer):
 
 @keras.saving.register_keras_serializable(package="bal_tf")
 class ProductScore(layers.Layer):
-    """(log p1, D's logit) -> p1, p2, score = p1 * p2 and log_score, formed in the log domain."""
+    """(log p1, D's logit) -> p1, p2, score = p1 * p2 and log_score (``bal_tf.scoring``)."""
 
     def call(self, log_p1, d_logit):
-        log_p2 = -ops.softplus(-d_logit)  # log sigmoid, exact for large |logit|
-        log_score = log_p1 + log_p2
-        return {"p1": ops.exp(log_p1), "p2": ops.sigmoid(d_logit), "score": ops.exp(log_score),
-                "log_score": log_score}
+        return scoring.outputs(log_p1, d_logit)
 
 
 def build_detector_model(feature_model: keras.Model, discriminator: keras.Model) -> keras.Model:
@@ -98,6 +85,7 @@ class BALDetector:
                 (default: none, and the last epoch is kept).
             feature_layer: name of the penultimate layer (default: the last Dense's input).
         """
+        from bal_tf import selection
         from bal_tf.backbones import feature_model as make_feature_model
         from bal_tf.config import GANConfig
         from bal_tf.features import extract_features
@@ -105,16 +93,20 @@ class BALDetector:
 
         config = config or GANConfig()
         features_of = make_feature_model(classifier, feature_layer)
+        extract = lambda images, labels: extract_features(  # noqa: E731
+            features_of, tf.data.Dataset.from_tensor_slices((images, labels)))
         train = extract_features(features_of, id_train)
-        holdout_images = holdout_features = None
+        selection_data = None
         if holdout is not None:
             from bal_tf.data import to_numpy
 
             holdout_images, holdout_labels = to_numpy(holdout)
-            holdout_features = extract_features(
-                features_of, tf.data.Dataset.from_tensor_slices((holdout_images, holdout_labels)))
-        result = train_bal(config, features_of, train, holdout_features, holdout_images,
-                           seed=seed, verbose=verbose, log_dir=log_dir)
+            selection_data = selection.build_selection_data(
+                extract(holdout_images, holdout_labels), holdout_images, config.synthetic_families,
+                config.batch_size, lambda _, images: extract(images, np.full(len(images), -1, np.int64)),
+                seed=seed)
+        result = train_bal(config, train, selection_data=selection_data, seed=seed, verbose=verbose,
+                           log_dir=log_dir)
         return cls.from_parts(features_of, result.discriminator)
 
     def predict(self, images, batch_size: int = 256) -> dict[str, np.ndarray]:

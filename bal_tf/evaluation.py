@@ -10,16 +10,16 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 from pathlib import Path
 
 import keras
 import numpy as np
 import tensorflow as tf
 
-from bal_tf import baselines, selection
+from bal_tf import baselines, scoring, selection
 from bal_tf import metrics as metrics_lib
 from bal_tf.errors import InputError
+from bal_tf.features import ood_cache_name
 from bal_tf.run_dir import RunDir
 
 # ODIN's setting for the MNIST family, as in the paper's Table 4 (T = 10, eps = 5e-4).
@@ -40,10 +40,6 @@ PROTOCOLS = {
     "table5-cifar100": ("cifar100", ["svhn", "lsun", "tiny_imagenet"]),
     "table5-svhn": ("svhn", ["cifar10", "lsun", "tiny_imagenet"]),
 }
-
-
-def ood_cache_name(name: str) -> str:
-    return "ood_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
 
 
 def load_discriminator(path: Path):
@@ -89,10 +85,10 @@ class MethodScorer:
         f, logits = feature_set.features, feature_set.logits
         out = {}
         if self.discriminators["bal"] is not None:
-            out["bal"] = selection.bal_log_score(self.discriminators["bal"], f, logits)
-            out["bal_p2_only"] = selection.d_logits(self.discriminators["bal"], f, np.argmax(logits, -1))
+            bal = scoring.score_features(self.discriminators["bal"], f, logits)
+            out["bal"], out["bal_p2_only"] = bal["log_score"], bal["d_logit"]
         if self.discriminators["bal_last"] is not None:
-            out["bal_last"] = selection.bal_log_score(self.discriminators["bal_last"], f, logits)
+            out["bal_last"] = scoring.log_score(self.discriminators["bal_last"], f, logits)
         out["max_softmax"] = baselines.log_max_softmax(logits)
         out["max_logit"] = baselines.max_logit(logits)
         out["energy"] = baselines.energy(logits)
@@ -129,10 +125,8 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
     Raises:
         DatasetNotAvailableError: an OOD set is not present (checked before any scoring).
     """
-    from bal_tf import classifier as classifier_lib
     from bal_tf import data as data_lib
-    from bal_tf.features import FeatureCache
-    from bal_tf.pipeline import cached_features
+    from bal_tf.features import RunFeatures
 
     if not ood_names:
         raise InputError("Give at least one OOD set (e.g. --ood fashion_mnist or --protocol offline-mnist).")
@@ -142,14 +136,13 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
                 for name in ood_names}
     for make in load_ood.values():
         make()  # fail at once on a missing OOD set, before minutes of scoring
-    features_of, splits, holdout_images, _ = cached_features(config, run, progress=progress)
-    classifier = classifier_lib.load_classifier(run.classifier_path)
-    cache = FeatureCache(run.features_dir, run.classifier_path)
-    scorer = MethodScorer(run, splits["train"], classifier, seed=config.seed)
-    test = splits["test"]
+    features = RunFeatures(config, run, progress=progress)
+    features_of = features.feature_model
+    scorer = MethodScorer(run, features.split("train"), features.classifier, seed=config.seed)
+    test = features.split("test")
     scores = {"id": scorer.scores(test)}
     for name, make in load_ood.items():
-        scores[name] = scorer.scores(cache.get(ood_cache_name(name), make, features_of, progress))
+        scores[name] = scorer.scores(features.ood(name, make))
 
     odin_parameters = None
     if odin:
@@ -157,7 +150,8 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         if config.data.id_dataset in ("mnist", "fashion_mnist"):
             odin_parameters = ODIN_MNIST_FAMILY
         else:
-            odin_parameters = choose_odin_parameters(logits_model, holdout_images, config.seed)
+            odin_parameters = choose_odin_parameters(
+                logits_model, features.holdout_images(selection.SYNTHETIC_IMAGES_PER_FAMILY), config.seed)
         test_images = data_lib.load_id_split(config.data, "test")
         scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images.map(lambda x, y: x), *odin_parameters)
         for name, make in load_ood.items():
@@ -245,7 +239,7 @@ def make_plots(run_dir: str | Path, results: dict) -> list[Path]:
         ood = FeatureSet.load(run.features_dir / f"{ood_cache_name(first_ood)}.npz") if first_ood else None
         maps = {"max_softmax": lambda g: np.exp(baselines.log_max_softmax(g @ kernel + bias))}
         if discriminator is not None:
-            maps["bal"] = lambda g: np.exp(selection.bal_log_score(discriminator, g, g @ kernel + bias))
+            maps["bal"] = lambda g: np.exp(scoring.log_score(discriminator, g, g @ kernel + bias))
         for method, fn in maps.items():
             paths.append(plots.confidence_map(fn, test.features, run.eval_dir / f"confidence_map_{method}.png",
                                               f"{method} over the 2-d feature space",

@@ -130,3 +130,80 @@ class FeatureCache:
         if self.writable:
             features.save(path)
         return features
+
+
+def ood_cache_name(name: str) -> str:
+    """The cache file stem of an OOD set (``folder:/a/b`` -> ``ood_folder_a_b``)."""
+    import re
+
+    return "ood_" + re.sub(r"[^A-Za-z0-9_.-]+", "_", name).strip("_")
+
+
+class RunFeatures:
+    """A run's features, cached in ``RUN/features/``: each set is extracted on first use only.
+
+    Stage 2 uses ``split("train")`` and ``selection_data()``; evaluate.py adds ``split("test")``
+    and ``ood(...)``. Nothing is extracted that the caller does not ask for.
+
+    Example:
+        >>> features = RunFeatures(config, run)
+        >>> train = features.split("train")
+    """
+
+    def __init__(self, config, run, feature_layer: str | None = None, progress: bool = True):
+        from bal_tf import classifier as classifier_lib
+        from bal_tf.backbones import feature_model
+
+        self.config = config
+        self.run = run
+        self.progress = progress
+        self.classifier = classifier_lib.load_classifier(run.classifier_path)
+        self.feature_model = feature_model(self.classifier, feature_layer)
+        self.cache = FeatureCache(run.features_dir, run.classifier_path, writable=run.writable)
+        self._id_data = None
+
+    @property
+    def id_data(self):
+        if self._id_data is None:
+            from bal_tf.classifier import load_id_data
+
+            self._id_data = load_id_data(self.config)
+        return self._id_data
+
+    def split(self, name: str) -> FeatureSet:
+        """Features of the ID split ``train``, ``holdout`` or ``test``."""
+        if name not in ("train", "holdout", "test"):
+            raise InputError(f"ID splits are train, holdout and test. Received: {name!r}")
+        return self.cache.get(name, lambda: getattr(self.id_data, name), self.feature_model, self.progress)
+
+    def ood(self, name: str, make_dataset) -> FeatureSet:
+        """Features of an OOD set; ``make_dataset()`` gives its unbatched ``(image, label)`` data."""
+        return self.cache.get(ood_cache_name(name), make_dataset, self.feature_model, self.progress)
+
+    def holdout_images(self, limit: int | None = None) -> np.ndarray | None:
+        """The first ``limit`` held-out ID images (uint8), ``None`` when there is no held-out part."""
+        from bal_tf import data as data_lib
+
+        if self.config.data.holdout_percent == 0:
+            return None
+        _, holdout_split = data_lib.train_holdout_splits(self.config.data.holdout_percent)
+        images, _ = data_lib.to_numpy(data_lib.load_id_split(self.config.data, holdout_split, limit=limit))
+        return images
+
+    def selection_data(self):
+        """Checkpoint selection's data (``bal_tf.selection.build_selection_data``), cached."""
+        from bal_tf import selection
+
+        holdout = self.split("holdout") if self.config.data.holdout_percent else None
+        if holdout is None or len(holdout) == 0:
+            return None
+
+        def features_of_images(family, images):
+            dataset = lambda: tf.data.Dataset.from_tensor_slices(  # noqa: E731
+                (images, np.full(len(images), -1, np.int64)))
+            return self.cache.get(f"synthetic_{family}", dataset, self.feature_model, self.progress)
+
+        gan = self.config.gan
+        return selection.build_selection_data(
+            holdout, self.holdout_images(selection.SYNTHETIC_IMAGES_PER_FAMILY), gan.synthetic_families,
+            gan.batch_size, features_of_images, seed=self.config.seed)

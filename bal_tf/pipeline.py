@@ -140,68 +140,26 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
     run_bal_stage(config, run, args.feature_layer, verbose=verbose, strategy=strategy)
 
 
-def cached_features(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
-                    progress: bool = True):
-    """Returns ``(feature_model, {split: FeatureSet}, holdout_images, {family: FeatureSet})``.
-
-    Features of the ID splits and of the synthetic selection families are cached in
-    ``RUN/features/``; only missing ones are extracted.
-    """
-    import numpy as np
-    import tensorflow as tf
-
-    from bal_tf import classifier as classifier_lib
-    from bal_tf import data as data_lib
-    from bal_tf.backbones import feature_model as make_feature_model
-    from bal_tf import selection
-    from bal_tf.features import FeatureCache
-    from bal_tf.train_bal import SYNTHETIC_IMAGES_PER_FAMILY
-
-    classifier = classifier_lib.load_classifier(run.classifier_path)
-    features_of = make_feature_model(classifier, feature_layer)
-    cache = FeatureCache(run.features_dir, run.classifier_path, writable=run.writable)
-    id_data = classifier_lib.load_id_data(config)
-    splits = {split: cache.get(split, lambda split=split: getattr(id_data, split), features_of, progress)
-              for split in ("train", "holdout", "test")}
-    holdout_images = None
-    if len(splits["holdout"]):
-        _, holdout_split = data_lib.train_holdout_splits(config.data.holdout_percent)
-        holdout_images, _ = data_lib.to_numpy(data_lib.load_id_split(
-            config.data, holdout_split, limit=SYNTHETIC_IMAGES_PER_FAMILY))
-    synthetic = {}
-    for family in config.gan.synthetic_families:
-        if family in selection.IMAGE_FAMILIES and holdout_images is not None:
-            def corrupted(family=family):
-                images = selection.synthetic_images(family, holdout_images, seed=config.seed)
-                return tf.data.Dataset.from_tensor_slices((images, np.full(len(images), -1, np.int64)))
-            synthetic[family] = cache.get(f"synthetic_{family}", corrupted, features_of, progress)
-    return features_of, splits, holdout_images, synthetic
-
-
 def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
                   verbose="auto", strategy=None):
     """Stage 2: features (cached), the GAN with checkpoint selection, the detector."""
     from bal_tf import distribute
-    from bal_tf import selection
     from bal_tf.classifier import save_keras
     from bal_tf.detector import BALDetector
+    from bal_tf.features import RunFeatures
     from bal_tf.train_bal import train_bal
 
     print("stage 2: extracting penultimate features (cached in features/)")
     if not run.writable:
         distribute.barrier(strategy)  # let the chief write the feature cache first
-    features_of, splits, _, synthetic = cached_features(config, run, feature_layer, progress=verbose != 0)
+    features = RunFeatures(config, run, feature_layer, progress=verbose != 0)
+    train, selection_data = features.split("train"), features.selection_data()
     if run.writable:
         distribute.barrier(strategy)
-    selection_data = None
-    if len(splits["holdout"]):
-        selection_data = selection.SelectionData(
-            splits["holdout"].features, splits["holdout"].logits,
-            {k: (v.features, v.logits) for k, v in synthetic.items()}, config.gan.batch_size)
-    print(f"stage 2: training BAL's GAN on {len(splits['train'])} features of dimension "
-          f"{splits['train'].features.shape[1]} for {config.gan.epochs} epochs")
+    print(f"stage 2: training BAL's GAN on {len(train)} features of dimension "
+          f"{train.features.shape[1]} for {config.gan.epochs} epochs")
     result = train_bal(
-        config.gan, features_of, splits["train"], selection_data=selection_data, seed=config.seed,
+        config.gan, train, selection_data=selection_data, seed=config.seed,
         verbose=verbose, log_dir=str(run.logs_dir / "stage2"), checkpoint_dir=run.bal_dir / "resume",
         strategy=strategy)
     if not run.writable:
@@ -216,7 +174,7 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
     if result.diverged:
         print(f"stage 2: warning: {result.diverged}. Training stopped; the checkpoints kept are "
               f"from the last finished epoch ({len(result.history)}) or earlier.")
-    detector = BALDetector.from_parts(features_of, result.discriminator)
+    detector = BALDetector.from_parts(features.feature_model, result.discriminator)
     detector.save(run.detector_path)  # last: its presence means stage 2 is done
     shutil.rmtree(run.bal_dir / "resume", ignore_errors=True)
     best = result.history[result.selected_epoch - 1].get("selection_criterion")

@@ -25,8 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from bal_tf import metrics
-from bal_tf.baselines import log_max_softmax
+from bal_tf import metrics, scoring
 from bal_tf.errors import ConfigError
 
 IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
@@ -77,20 +76,6 @@ def synthetic_images(family: str, images: np.ndarray, seed: int = 0) -> np.ndarr
     return CORRUPTIONS[family](np.asarray(images, np.uint8), np.random.default_rng(seed))
 
 
-def d_logits(discriminator, features: np.ndarray, labels: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    out = [np.asarray(discriminator([features[i : i + batch_size], labels[i : i + batch_size].astype(np.int32)],
-                                    training=False))
-           for i in range(0, len(features), batch_size)]
-    return np.concatenate(out)
-
-
-def bal_log_score(discriminator, features: np.ndarray, logits: np.ndarray) -> np.ndarray:
-    """log(p1 * p2) for cached features and logits (the detector's ``log_score``)."""
-    predicted = np.argmax(logits, axis=-1)
-    logit = d_logits(discriminator, features, predicted)
-    return log_max_softmax(logits) - np.logaddexp(0.0, -logit)
-
-
 @dataclasses.dataclass
 class SelectionData:
     """Held-out ID features and the synthetic OOD features of the image families."""
@@ -99,6 +84,40 @@ class SelectionData:
     id_logits: np.ndarray
     image_families: dict  # family -> (features, logits)
     batch_size: int = 128
+
+
+SYNTHETIC_IMAGES_PER_FAMILY = 2000
+
+
+def build_selection_data(holdout, holdout_images: np.ndarray | None, families, batch_size: int,
+                         features_of_images, seed: int = 0) -> SelectionData | None:
+    """The one way selection data is made: held-out ID features, plus the features of each image
+    family's corruptions of (at most 2,000 of) the held-out images.
+
+    Args:
+        holdout: the held-out ID ``FeatureSet``; ``None`` or empty means no selection (``None``).
+        holdout_images: the images behind ``holdout`` (``None``: the image families are skipped).
+        families: the configured synthetic families.
+        features_of_images: ``(family, uint8 images) -> FeatureSet`` (a feature cache, or plain
+            extraction).
+    """
+    if holdout is None or len(holdout) == 0:
+        return None
+    image_families = {}
+    if holdout_images is not None:
+        images = holdout_images[:SYNTHETIC_IMAGES_PER_FAMILY]
+        for family in families:
+            if family in IMAGE_FAMILIES:
+                extracted = features_of_images(family, synthetic_images(family, images, seed=seed))
+                image_families[family] = (extracted.features, extracted.logits)
+    return SelectionData(holdout.features, holdout.logits, image_families, batch_size)
+
+
+def usable_families(families, data: SelectionData | None) -> list[str]:
+    """The configured families that ``data`` can score (image families need their features)."""
+    if data is None:
+        return list(families)
+    return [f for f in families if f in FEATURE_FAMILIES or f in data.image_families]
 
 
 def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Generator,
@@ -122,16 +141,16 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
     """
     rng = np.random.default_rng(seed)
     discriminator = gan.scoring_discriminator
-    id_predicted = np.argmax(data.id_logits, axis=-1)
-    id_logit = d_logits(discriminator, data.id_features, id_predicted)
-    id_log_score = log_max_softmax(data.id_logits) - np.logaddexp(0.0, -id_logit)
-    aurocs, d_values = {}, {"held_out_id": _sigmoid(id_logit)}
+    d_logits = scoring.discriminator_logits
+    held_out = scoring.score_features(discriminator, data.id_features, data.id_logits)
+    id_predicted, id_logit = held_out["class"], held_out["d_logit"]
+    aurocs, d_values = {}, {"held_out_id": held_out["p2"]}
     for family in families:
         if family in IMAGE_FAMILIES:
             features, logits = data.image_families[family]
-            ood = bal_log_score(discriminator, features, logits)
-            aurocs[family] = metrics.auroc(id_log_score, ood)
-            d_values[family] = np.exp(ood - log_max_softmax(logits))
+            ood = scoring.score_features(discriminator, features, logits)
+            aurocs[family] = metrics.auroc(held_out["log_score"], ood["log_score"])
+            d_values[family] = ood["p2"]
         elif family == "uniform_features":
             samples = uniform_box_samples(data.id_features, data.batch_size, rng, gan.gan_config.box_margin)
             labels = rng.integers(0, gan.num_classes, len(samples))

@@ -13,7 +13,7 @@ import dataclasses
 import keras
 import numpy as np
 
-from bal_tf import baselines, metrics, selection
+from bal_tf import baselines, metrics, scoring, selection
 from bal_tf.config import GANConfig
 from bal_tf.features import FeatureSet
 from bal_tf.train_bal import train_bal
@@ -54,12 +54,6 @@ def train_mlp_classifier(points, labels, seed: int = 0, epochs: int = 20) -> ker
     return model
 
 
-def raw_space_feature_model(classifier: keras.Model) -> keras.Model:
-    """``point -> (point, logits)``: BAL's "features" are the raw 2-D points here."""
-    inputs = keras.Input((2,), name="point")
-    return keras.Model(inputs, [keras.layers.Identity()(inputs), classifier(inputs)])
-
-
 def toy_gan_config(**overrides) -> GANConfig:
     config = GANConfig(epochs=40, batch_size=128, latent_dim=8, generator_units=[64, 64], box_margin=1.0,
                        discriminator_units=[64, 64], generator_output="linear", d_learning_rate=1e-3,
@@ -82,20 +76,21 @@ def run_toy(seed: int = 0, n_train: int = 4000, gan_config: GANConfig | None = N
     """Trains the toy end to end and measures AUROC of ID test points vs far uniform points."""
     points, labels = two_gaussians(n_train, seed)
     classifier = train_mlp_classifier(points, labels, seed)
-    features_of = raw_space_feature_model(classifier)
 
-    def feature_set(x, y):
+    def feature_set(x, y):  # BAL's "features" are the raw 2-D points here
         return FeatureSet(x, np.asarray(classifier(x), np.float32), y)
 
     held_x, held_y = two_gaussians(1000, seed + 1000)
     holdout = feature_set(held_x, held_y)
-    selection_data = selection.SelectionData(holdout.features, holdout.logits, {}, 128)
-    result = train_bal(gan_config or toy_gan_config(), features_of, feature_set(points, labels),
-                       selection_data=selection_data, seed=seed, verbose=0)
+    config = gan_config or toy_gan_config()
+    selection_data = selection.build_selection_data(holdout, None, config.synthetic_families, 128,
+                                                    features_of_images=None)
+    result = train_bal(config, feature_set(points, labels), selection_data=selection_data, seed=seed,
+                       verbose=0)
     test_x, test_y = two_gaussians(2000, seed + 2000)
     far = far_uniform_points(2000, seed + 3000)
     id_set, ood_set = feature_set(test_x, test_y), feature_set(far, np.full(len(far), -1))
-    bal = [selection.bal_log_score(result.discriminator, s.features, s.logits) for s in (id_set, ood_set)]
+    bal = [scoring.log_score(result.discriminator, s.features, s.logits) for s in (id_set, ood_set)]
     msp = [baselines.log_max_softmax(s.logits) for s in (id_set, ood_set)]
     return ToyResult(classifier, result.discriminator, result.gan, metrics.auroc(*bal), metrics.auroc(*msp),
                      result.selected_epoch)

@@ -17,12 +17,10 @@ import tensorflow as tf
 
 from bal_tf import distribute, selection
 from bal_tf.config import GANConfig
-from bal_tf.errors import ConfigError, InputError
-from bal_tf.features import FeatureSet, extract_features
-from bal_tf.checkpointing import EpochCheckpoints, SaveEachEpoch
+from bal_tf.checkpointing import EpochCheckpoints, resumable_fit
+from bal_tf.errors import InputError
+from bal_tf.features import FeatureSet
 from bal_tf.gan import feature_batches, make_gan, steps_per_epoch
-
-SYNTHETIC_IMAGES_PER_FAMILY = 2000
 
 
 @dataclasses.dataclass
@@ -113,34 +111,17 @@ class SelectionCallback(keras.callbacks.Callback):
         self.history.append(record)
 
 
-def build_selection_data(feature_model, holdout: FeatureSet, holdout_images: np.ndarray,
-                         families, batch_size: int, seed: int = 0) -> selection.SelectionData:
-    """Extracts the features of the synthetic image families (once per run)."""
-    image_families = {}
-    images = holdout_images[:SYNTHETIC_IMAGES_PER_FAMILY]
-    for family in families:
-        if family in selection.IMAGE_FAMILIES:
-            corrupted = selection.synthetic_images(family, images, seed=seed)
-            fs = extract_features(feature_model, tf.data.Dataset.from_tensor_slices(
-                (corrupted, np.full(len(corrupted), -1, np.int64))))
-            image_families[family] = (fs.features, fs.logits)
-    return selection.SelectionData(holdout.features, holdout.logits, image_families, batch_size)
-
-
-def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: FeatureSet | None = None,
-              holdout_images: np.ndarray | None = None, seed: int = 0, verbose="auto",
-              log_dir: str | None = None, selection_data: selection.SelectionData | None = None,
-              extra_callbacks=(), checkpoint_dir: str | Path | None = None,
-              strategy: tf.distribute.Strategy | None = None) -> BALResult:
+def train_bal(config: GANConfig, train: FeatureSet, *, selection_data: selection.SelectionData | None = None,
+              seed: int = 0, verbose="auto", log_dir: str | None = None,
+              checkpoint_dir: str | Path | None = None, strategy: tf.distribute.Strategy | None = None,
+              extra_callbacks=()) -> BALResult:
     """Trains the GAN (Algorithm 1) and returns the selected and the last discriminator.
 
     Args:
         config: the GAN section of the run config.
-        feature_model: ``image -> (features, logits)`` (for the synthetic image families).
         train: cached training features (the GAN's data).
-        holdout: cached held-out ID features (selection); ``None`` keeps the last epoch.
-        holdout_images: the held-out images behind ``holdout`` (for the image families).
-        selection_data: precomputed selection data (skips building it).
+        selection_data: held-out ID and synthetic OOD features for checkpoint selection
+            (``bal_tf.selection.build_selection_data``); ``None`` keeps the last epoch.
         checkpoint_dir: if set, the full training state (G, D, D's average, both optimizers,
             the sampler's RNG, the selection so far) is saved there after every epoch, and
             training resumes from the newest complete one. A resumed run ends with the weights
@@ -148,50 +129,35 @@ def train_bal(config: GANConfig, feature_model, train: FeatureSet, holdout: Feat
             every worker restores from it and only the chief writes (shared storage needed).
         strategy: a ``tf.distribute`` strategy (``bal_tf.distribute.make_strategy``); the
             config's batch size is the global batch.
+        extra_callbacks: more Keras callbacks (after selection and checkpointing).
     """
     if len(train) < 2:
         raise InputError(f"BAL needs at least 2 training features. Received: {len(train)}")
     if not np.isfinite(train.features).all():
         raise InputError("The training features contain NaN or Inf.")
-    if config.selection not in ("synthetic", "last"):
-        raise ConfigError(f"gan.selection must be synthetic or last. Received: {config.selection!r}")
     num_classes = train.logits.shape[-1]
     strategy = strategy or tf.distribute.get_strategy()
     with strategy.scope():
         gan = make_gan(config, num_classes, train.features, train.labels, seed=seed)
-    if selection_data is None and holdout is not None and len(holdout) > 0:
-        families = list(config.synthetic_families)
-        if holdout_images is None:
-            families = [f for f in families if f in selection.FEATURE_FAMILIES]
-        selection_data = build_selection_data(feature_model, holdout, holdout_images, families,
-                                              config.batch_size, seed)
-    families = config.synthetic_families if selection_data is None else [
-        f for f in config.synthetic_families
-        if f in selection.FEATURE_FAMILIES or f in selection_data.image_families]
+    families = selection.usable_families(config.synthetic_families, selection_data)
     selector = SelectionCallback(selection_data, families, log_dir, seed)
-    callbacks = [selector]
-    first_epoch = 0
-    if checkpoint_dir is not None:
-        checkpoints = EpochCheckpoints(checkpoint_dir)
-        first_epoch = checkpoints.restore(lambda path: load_training_state(path, gan, selector))
-        if first_epoch and verbose:
-            print(f"stage 2: resuming after epoch {first_epoch} ({checkpoints.path(first_epoch)})")
-        if distribute.is_chief(strategy):
-            callbacks.append(SaveEachEpoch(checkpoints, lambda path: save_training_state(path, gan, selector),
-                                           should_save=lambda: selector.diverged is None))
-    callbacks += list(extra_callbacks)
-    if log_dir and distribute.is_chief(strategy):
-        callbacks.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
-    data = feature_batches(train.features, train.labels, config.batch_size, seed,
-                           first_epoch=first_epoch, epochs=config.epochs)
+    # The selection runs first (the epoch's checkpoint holds it), TensorBoard last (it logs the
+    # selection criterion that the selector writes into the epoch's logs).
+    after_save = list(extra_callbacks)
+    chief = distribute.is_chief(strategy)
+    if log_dir and chief:
+        after_save.append(keras.callbacks.TensorBoard(log_dir, update_freq="epoch"))
     start = time.time()
-    steps = steps_per_epoch(len(train), config.batch_size)
-    if first_epoch < config.epochs and distribute.is_multiworker(strategy):
-        distribute.fit_in_strategy_loop(gan, strategy, data, config.epochs, steps, first_epoch, callbacks,
-                                        verbose=verbose)
-    elif first_epoch < config.epochs:
-        gan.fit(data, epochs=config.epochs, initial_epoch=first_epoch, callbacks=callbacks, verbose=verbose,
-                steps_per_epoch=steps, shuffle=False)
+    resumable_fit(
+        gan,
+        lambda first_epoch: feature_batches(train.features, train.labels, config.batch_size, seed,
+                                            first_epoch=first_epoch, epochs=config.epochs),
+        epochs=config.epochs, steps_per_epoch=steps_per_epoch(len(train), config.batch_size),
+        checkpoints=None if checkpoint_dir is None else EpochCheckpoints(checkpoint_dir),
+        save_state=lambda path: save_training_state(path, gan, selector),
+        load_state=lambda path: load_training_state(path, gan, selector),
+        should_save=lambda: selector.diverged is None,
+        callbacks=[selector], after_save=after_save, strategy=strategy, writes=chief, verbose=verbose, stage="stage 2")
     seconds = time.time() - start
     if selector.diverged and selector.last_good_weights is None:
         raise FloatingPointError(

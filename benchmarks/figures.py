@@ -20,14 +20,14 @@ def toy_figures(out: Path, seed: int) -> list[Path]:
     """Max-softmax vs BAL confidence over the plane, with BAL's trivial and hard OOD samples."""
     import tensorflow as tf
 
-    from bal_tf import baselines, plots, selection, toy
+    from bal_tf import baselines, plots, scoring, toy
 
     result = toy.run_toy(seed=seed)
     points, labels = toy.two_gaussians(2000, seed + 2000)
     classifier = result.classifier
     logits_of = lambda x: np.asarray(classifier(x), np.float32)  # noqa: E731
     msp = lambda x: np.exp(baselines.log_max_softmax(logits_of(x)))  # noqa: E731
-    bal = lambda x: np.exp(selection.bal_log_score(result.discriminator, x, logits_of(x)))  # noqa: E731
+    bal = lambda x: np.exp(scoring.log_score(result.discriminator, x, logits_of(x)))  # noqa: E731
     batch = tf.constant(points[:128])
     trivial, _ = result.gan.sample_trivial(batch)
     _, z_adv, hard_labels = result.gan.sample_hard(512)
@@ -53,7 +53,7 @@ def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from bal_tf import baselines, selection
+    from bal_tf import baselines, scoring
     from bal_tf.evaluation import head_weights, load_discriminator
     from bal_tf.features import FeatureSet
     from bal_tf.io import atomic_path
@@ -67,7 +67,7 @@ def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:
     kernel, bias = head_weights(keras.saving.load_model(run.classifier_path, safe_mode=True, compile=False))
     logits_of = lambda f: f @ kernel + bias  # noqa: E731  (the head on the feature plane)
     scores = {"Fig. 1a / 4: max-softmax p1": lambda f: np.exp(baselines.log_max_softmax(logits_of(f))),
-              "BAL p1 * p2": lambda f: np.exp(selection.bal_log_score(discriminator, f, logits_of(f)))}
+              "BAL p1 * p2": lambda f: np.exp(scoring.log_score(discriminator, f, logits_of(f)))}
     f = test.features
     low, high = np.percentile(f, 0.5, 0), np.percentile(f, 99.5, 0)
     pad = 0.3 * (high - low)

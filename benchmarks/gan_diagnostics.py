@@ -28,33 +28,31 @@ def main(argv=None):
     import keras
     import numpy as np
 
-    from bal_tf import metrics, selection
+    from bal_tf import metrics, scoring
     from bal_tf.data import load_ood_set
-    from bal_tf.evaluation import ood_cache_name
-    from bal_tf.features import FeatureCache
-    from bal_tf.pipeline import cached_features
+    from bal_tf.features import RunFeatures
     from bal_tf.run_dir import RunDir
     from bal_tf.train_bal import train_bal
 
     run = RunDir(args.run)
     config = run.load_config().with_overrides(args.overrides)
-    features_of, splits, _, synthetic = cached_features(config, run, progress=False)
-    cache = FeatureCache(run.features_dir, run.classifier_path)
-    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_ood_set(name, config.data), features_of) for name in args.ood}
+    features = RunFeatures(config, run, progress=False)
+    splits = {name: features.split(name) for name in ("train", "holdout", "test")}
+    oods = {name: features.ood(name, lambda name=name: load_ood_set(name, config.data)) for name in args.ood}
     test = splits["test"]
 
     def mean_d(discriminator, feature_set, use_labels):
         labels = feature_set.labels if use_labels else feature_set.predictions
-        logits = selection.d_logits(discriminator, feature_set.features[:5000], labels[:5000])
+        logits = scoring.discriminator_logits(discriminator, feature_set.features[:5000], labels[:5000])
         return float(np.mean(1 / (1 + np.exp(-logits))))
 
     class Diagnostics(keras.callbacks.Callback):
         def on_epoch_end(self, epoch, logs=None):
             d = self.model.scoring_discriminator
-            id_scores = selection.bal_log_score(d, test.features, test.logits)
+            id_scores = scoring.log_score(d, test.features, test.logits)
             record = {"epoch": epoch + 1, "criterion": round(logs.get("selection_criterion", float("nan")), 4)}
             for name, o in oods.items():
-                m = metrics.ood_metrics(id_scores, selection.bal_log_score(d, o.features, o.logits))
+                m = metrics.ood_metrics(id_scores, scoring.log_score(d, o.features, o.logits))
                 record[name] = [round(m["auroc"], 4), round(m["fpr95"], 4)]
             record["mean_D"] = {"train": round(mean_d(d, splits["train"], True), 3),
                                 "held_out": round(mean_d(d, splits["holdout"], True), 3),
@@ -64,10 +62,7 @@ def main(argv=None):
                 record["mean_D"][first] = round(mean_d(d, oods[first], False), 3)
             print(json.dumps(record), flush=True)
 
-    selection_data = selection.SelectionData(
-        splits["holdout"].features, splits["holdout"].logits,
-        {k: (v.features, v.logits) for k, v in synthetic.items()}, config.gan.batch_size)
-    train_bal(config.gan, features_of, splits["train"], selection_data=selection_data, seed=args.seed,
+    train_bal(config.gan, splits["train"], selection_data=features.selection_data(), seed=args.seed,
               verbose=0, extra_callbacks=[Diagnostics()])
 
 

@@ -33,21 +33,17 @@ def main(argv=None):
 
     import numpy as np
 
-    from bal_tf import baselines, metrics, selection
+    from bal_tf import baselines, metrics, scoring
     from bal_tf.data import load_ood_set
-    from bal_tf.evaluation import ood_cache_name
-    from bal_tf.features import FeatureCache
-    from bal_tf.pipeline import cached_features
+    from bal_tf.features import RunFeatures
     from bal_tf.run_dir import RunDir
     from bal_tf.train_bal import train_bal
 
     run = RunDir(Path(args.run))
     base = run.load_config()
-    features_of, splits, _, synthetic = cached_features(base, run, progress=False)
-    cache = FeatureCache(run.features_dir, run.classifier_path)
-    oods = {name: cache.get(ood_cache_name(name), lambda name=name: load_ood_set(name, base.data), features_of)
-        for name in args.ood}
-    test = splits["test"]
+    features = RunFeatures(base, run, progress=False)
+    train, test = features.split("train"), features.split("test")
+    oods = {name: features.ood(name, lambda name=name: load_ood_set(name, base.data)) for name in args.ood}
     msp = {name: metrics.ood_metrics(np.exp(baselines.log_max_softmax(test.logits)), np.exp(baselines.log_max_softmax(o.logits)))
            for name, o in oods.items()}
     msp_record = {"variant": "max_softmax", "baseline": True, "run": str(run.root), "seed": base.seed,
@@ -64,18 +60,15 @@ def main(argv=None):
         config = base.with_overrides(overrides)
         for seed in args.seeds:
             start = time.time()
-            selection_data = selection.SelectionData(
-                splits["holdout"].features, splits["holdout"].logits,
-                {k: (v.features, v.logits) for k, v in synthetic.items()}, config.gan.batch_size)
-            result = train_bal(config.gan, features_of, splits["train"], selection_data=selection_data,
-                               seed=seed, verbose=0)
+            selection_data = RunFeatures(config, run, progress=False).selection_data()
+            result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
             record = {"variant": args.label or variant, "overrides": overrides, "run": str(run.root),
                       "seed": seed, "classifier_seed": base.seed, "selected_epoch": result.selected_epoch,
                       "seconds": round(time.time() - start, 1)}
             for tag, disc in (("selected", result.discriminator), ("last", result.last_discriminator)):
-                id_scores = selection.bal_log_score(disc, test.features, test.logits)
+                id_scores = scoring.log_score(disc, test.features, test.logits)
                 for name, o in oods.items():
-                    m = metrics.ood_metrics(id_scores, selection.bal_log_score(disc, o.features, o.logits))
+                    m = metrics.ood_metrics(id_scores, scoring.log_score(disc, o.features, o.logits))
                     record[f"{tag}/{name}"] = {"auroc": round(m["auroc"], 4), "fpr95": round(m["fpr95"], 4)}
             record["criterion_by_epoch"] = [round(h.get("selection_criterion", float("nan")), 4)
                                             for h in result.history]

@@ -36,7 +36,7 @@ def main(out: str) -> None:
     strategy = distribute.make_strategy("multiworker" if "TF_CONFIG" in os.environ else "default")
     config = GANConfig(epochs=4, batch_size=128, latent_dim=8, generator_units=[32], discriminator_units=[32],
                        selection="last", d_ema_decay=0.0)
-    result = train_bal(config, None, feature_set(), verbose=0, seed=1, strategy=strategy)
+    result = train_bal(config, feature_set(), verbose=0, seed=1, strategy=strategy)
     arrays = {f"d/{i}": w for i, w in enumerate(result.gan.discriminator.get_weights())}
     arrays.update({f"g/{i}": w for i, w in enumerate(result.gan.generator.get_weights())})
     for key in ("d_loss", "g_loss", "l_t", "l_s", "l_u"):

@@ -184,13 +184,13 @@ def test_nan_guard_stops_and_keeps_the_last_good_epoch():
     train = FeatureSet(features, np.eye(3, dtype=np.float32)[labels] * 5, labels)
     config = GANConfig(epochs=4, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
                        selection="last", d_ema_decay=0.0)
-    result = train_bal(config, None, train, verbose=0, extra_callbacks=[poison_d_at(2)])
+    result = train_bal(config, train, verbose=0, extra_callbacks=[poison_d_at(2)])
     assert result.diverged and "epoch 3" in result.diverged
     assert len(result.history) == 2 and result.selected_epoch == 2
     for model in (result.discriminator, result.last_discriminator):
         assert all(np.isfinite(w).all() for w in model.get_weights())
     with pytest.raises(FloatingPointError, match="before any epoch finished"):
-        train_bal(config, None, train, verbose=0, extra_callbacks=[poison_d_at(0)])
+        train_bal(config, train, verbose=0, extra_callbacks=[poison_d_at(0)])
 
 
 def test_feature_batches_resume_mid_run_with_the_same_batches():
@@ -218,7 +218,7 @@ def test_gan_training_resumes_from_its_checkpoint_to_identical_weights(tmp_path)
                        synthetic_families=["uniform_features", "perturbed_features"])
 
     def run(checkpoint_dir, callbacks=()):
-        return train_bal(config, None, train, verbose=0, selection_data=selection, seed=5,
+        return train_bal(config, train, verbose=0, selection_data=selection, seed=5,
                          checkpoint_dir=checkpoint_dir, extra_callbacks=callbacks)
 
     reference = run(tmp_path / "uninterrupted")

@@ -93,8 +93,8 @@ def test_mirrored_strategy_trains_with_keras_fit():
 
     config = GANConfig(epochs=2, batch_size=128, latent_dim=8, generator_units=[32], discriminator_units=[32],
                        selection="last", d_ema_decay=0.0)
-    mirrored = train_bal(config, None, feature_set(), verbose=0, seed=1, strategy=distribute.make_strategy("mirrored"))
-    plain = train_bal(config, None, feature_set(), verbose=0, seed=1)
+    mirrored = train_bal(config, feature_set(), verbose=0, seed=1, strategy=distribute.make_strategy("mirrored"))
+    plain = train_bal(config, feature_set(), verbose=0, seed=1)
     assert len(mirrored.history) == 2
     # One CPU replica: the same computation as without a strategy.
     for a, b in zip(mirrored.discriminator.get_weights(), plain.discriminator.get_weights()):
