@@ -9,7 +9,7 @@ from bal_tf.errors import run_cli
 
 
 def main(argv=None) -> int:
-    from bal_tf.evaluation import PROTOCOLS
+    from bal_tf.protocols import PROTOCOLS
 
     parser = argparse.ArgumentParser(
         description="Score the ID test split and OOD sets with BAL (p1*p2 at the selected and the "
@@ -29,14 +29,15 @@ def main(argv=None) -> int:
     parser.add_argument("--limit", type=int, help="use at most this many images per OOD set")
     parser.add_argument("--no-odin", action="store_true", help="skip ODIN (it needs input gradients)")
     parser.add_argument("--no-plots", action="store_true")
-    parser.add_argument("--quiet", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
-    from bal_tf import evaluation
-    from bal_tf.run_dir import RunDir
-
     names = args.ood + [f"folder:{p}" for p in args.ood_dir]
 
     def evaluate():
+        from bal_tf import evaluation
+        from bal_tf.run_dir import RunDir
+
         ood_names = names
         if args.protocol:
             id_name, protocol_oods = PROTOCOLS[args.protocol]
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
         print(f"written to {out}/ (results.md, results.csv, results.json, scores.npz"
               + ("" if args.no_plots else ", *.png") + ")")
 
-    return run_cli(evaluate)
+    return run_cli(evaluate, verbose=args.verbose)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -8,7 +8,6 @@ The finished classifier is written atomically to ``RUN/classifier.keras``.
 
 from __future__ import annotations
 
-import dataclasses
 import time
 from pathlib import Path
 
@@ -25,32 +24,55 @@ from bal_tf.io import atomic_path
 from bal_tf.run_dir import RunDir
 
 
-@dataclasses.dataclass
 class IdData:
-    """The ID splits of a run: training part, held-out part (selection / calibration), test."""
+    """The ID splits of a run: training part, held-out part (selection / calibration), test.
 
-    train: tf.data.Dataset
-    holdout: tf.data.Dataset
-    test: tf.data.Dataset
-    image_shape: tuple[int, int, int]
-    num_classes: int
+    Each split is read on first use only, into memory: unbatched ``(image, label)`` datasets of
+    known length (a class-filtered tfds split has none, and Keras then warns that validation
+    "ran out of data").
+    """
+
+    def __init__(self, config: RunConfig):
+        self.config = config
+        name = config.data.id_dataset
+        classes = data.run_classes(config.data)
+        self.num_classes = len(classes) if classes else data.id_num_classes(name)
+        self.image_shape = data.dataset_spec(name).image_shape
+        train_split, holdout_split = data.train_holdout_splits(config.data.holdout_percent)
+        self._sources = {"train": (train_split, config.classifier.max_train_examples),
+                         "holdout": (holdout_split, None), "test": ("test", None)}
+        self._arrays = {}
+
+    def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """``(images uint8 [N, H, W, C], labels int64 [N])`` of split ``name``; N may be 0."""
+        if name not in self._arrays:
+            split, limit = self._sources[name]
+            dataset = data.load_id_split(self.config.data, split, limit=limit)
+            try:
+                self._arrays[name] = data.to_numpy(dataset)
+            except InputError:  # an empty split (e.g. holdout_percent=0)
+                self._arrays[name] = (np.zeros((0, *self.image_shape), np.uint8), np.zeros((0,), np.int64))
+        return self._arrays[name]
+
+    def dataset(self, name: str) -> tf.data.Dataset:
+        return tf.data.Dataset.from_tensor_slices(self.arrays(name))
+
+    @property
+    def train(self) -> tf.data.Dataset:
+        return self.dataset("train")
+
+    @property
+    def holdout(self) -> tf.data.Dataset:
+        return self.dataset("holdout")
+
+    @property
+    def test(self) -> tf.data.Dataset:
+        return self.dataset("test")
 
 
 def load_id_data(config: RunConfig) -> IdData:
-    """Loads the ID dataset's splits, decoded and cached in memory, unbatched."""
-    name = config.data.id_dataset
-    classes = data.run_classes(config.data)
-    num_classes = len(classes) if classes else data.id_num_classes(name)
-    image_shape = data.dataset_spec(name).image_shape
-    train_split, holdout_split = data.train_holdout_splits(config.data.holdout_percent)
-    load = lambda split, limit=None: data.load_id_split(config.data, split, limit=limit).cache()  # noqa: E731
-    return IdData(
-        train=load(train_split, config.classifier.max_train_examples),
-        holdout=load(holdout_split),
-        test=load("test"),
-        image_shape=image_shape,
-        num_classes=num_classes,
-    )
+    """The ID dataset's splits (each loaded on first use)."""
+    return IdData(config)
 
 
 def augment_crop_flip(image: tf.Tensor, seed: tf.Tensor, padding: int = 4) -> tf.Tensor:
@@ -109,12 +131,10 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
     augment = config.classifier.augment
     if augment is None:
         augment = id_data.image_shape[-1] == 3  # not for digits: a mirrored 2 is not a 2
-    try:
-        train_images, train_labels = data.to_numpy(id_data.train)
-    except InputError:
+    train_images, train_labels = id_data.arrays("train")
+    if len(train_images) == 0:
         raise InputError(
-            f"The training split of {config.data.id_dataset!r} is empty. Expected at least one example."
-        ) from None
+            f"The training split of {config.data.id_dataset!r} is empty. Expected at least one example.")
     train_count = len(train_images)
     steps_per_epoch = -(-train_count // config.classifier.batch_size)
     strategy = strategy or tf.distribute.get_strategy()
@@ -130,7 +150,7 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
     if run.writable:
         callbacks.insert(0, keras.callbacks.TensorBoard(str(run.logs_dir / "stage1"), update_freq="epoch"))
     holdout = eval_pipeline(id_data.holdout)
-    has_holdout = int(id_data.holdout.cardinality()) != 0
+    has_holdout = len(id_data.arrays("holdout")[0]) != 0
     checkpoints = EpochCheckpoints(run.stage1_dir / "resume")
     start = time.time()
     # Resume: weights and optimizer state (Adam's moments, the step that drives the cosine

@@ -115,6 +115,9 @@ class BALDetector:
         Args:
             images: an array ``[N, H, W, C]`` with values in [0, 255], or a ``tf.data.Dataset``
                 of images or ``(image, label)`` pairs (unbatched).
+
+        Raises:
+            InputError: another image shape, a non-numeric dtype, no images, NaN or Inf pixels.
         """
         if isinstance(images, tf.data.Dataset):
             spec = images.element_spec
@@ -143,6 +146,10 @@ class BALDetector:
         return self.predict(images, batch_size)["log_score"]
 
     def _run(self, batch):
+        # As serving_float does: a NaN pixel would give a NaN score, silently ranked anywhere.
+        if not np.isfinite(np.asarray(batch)).all():
+            raise InputError("Images must be finite: received NaN or Inf pixel values. Expected values "
+                             "in [0, 255].")
         out = self.model(batch, training=False)
         return {k: np.asarray(v) for k, v in out.items()}
 

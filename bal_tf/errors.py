@@ -25,9 +25,13 @@ def describe_os_error(exc: OSError) -> str:
             "command again.")
 
 
-def run_cli(action) -> int:
+def run_cli(action, verbose: bool = False) -> int:
     """Runs a command's body; a deliberate error or a failed read/write becomes one ``error:``
-    line and exit code 2 (no traceback), success exit code 0."""
+    line and exit code 2 (no traceback), success exit code 0. TensorFlow's log lines are off
+    unless ``verbose`` (``bal_tf.console``)."""
+    from bal_tf.console import quiet_tensorflow
+
+    quiet_tensorflow(verbose)
     try:
         action()
     except BalError as exc:

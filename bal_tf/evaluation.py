@@ -17,30 +17,17 @@ import numpy as np
 import tensorflow as tf
 
 from bal_tf import baselines, scoring, selection
+from bal_tf import gan  # noqa: F401  (registers the layers of saved discriminators)
 from bal_tf import metrics as metrics_lib
 from bal_tf.errors import InputError
 from bal_tf.features import ood_cache_name
+from bal_tf.protocols import PROTOCOLS  # noqa: F401  (evaluation.PROTOCOLS)
 from bal_tf.run_dir import RunDir
 
 # ODIN's setting for the MNIST family, as in the paper's Table 4 (T = 10, eps = 5e-4).
 ODIN_MNIST_FAMILY = (10.0, 5e-4)
 ODIN_TEMPERATURES = (1.0, 10.0, 100.0, 1000.0)
 ODIN_EPSILONS = (0.0, 5e-4, 1e-3, 2e-3, 5e-3)
-
-# The paper's ID / OOD pairs (Tables 4 and 5). The OOD sets of a protocol form one mixture.
-PROTOCOLS = {
-    "table4-mnist": ("mnist", ["fashion_mnist", "omniglot"]),
-    "table4-fashion_mnist": ("fashion_mnist", ["mnist", "omniglot"]),
-    "offline-mnist": ("mnist", ["fashion_mnist"]),
-    "offline-fashion_mnist": ("fashion_mnist", ["mnist"]),
-    # Held-out classes of the same dataset (runs with data.id_classes, e.g. preset mnist-0to5-cpu).
-    "heldout-mnist": ("mnist", ["held_out_classes"]),
-    "heldout-fashion_mnist": ("fashion_mnist", ["held_out_classes"]),
-    "table5-cifar10": ("cifar10", ["svhn", "lsun", "tiny_imagenet"]),
-    "table5-cifar100": ("cifar100", ["svhn", "lsun", "tiny_imagenet"]),
-    "table5-svhn": ("svhn", ["cifar10", "lsun", "tiny_imagenet"]),
-}
-
 
 def load_discriminator(path: Path):
     """A saved D, or ``None`` when the run has none (no stage 2)."""

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import weakref
 import warnings
 import zipfile
 import json
@@ -62,14 +63,27 @@ class FeatureSet:
         return loaded
 
 
+_FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
+
+
+def _forward_function(feature_model: keras.Model):
+    """One traced ``images -> (features, logits)`` per model, reused by every extraction (a new
+    tf.function per call would retrace each time, and TensorFlow warns about it)."""
+    if feature_model not in _FORWARD_FUNCTIONS:
+        @tf.function(reduce_retracing=True)
+        def forward(images):
+            return feature_model(tf.cast(images, tf.float32), training=False)
+
+        _FORWARD_FUNCTIONS[feature_model] = forward
+    return _FORWARD_FUNCTIONS[feature_model]
+
+
 def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch_size: int = 512,
                      progress: bool = False, description: str = "features") -> FeatureSet:
     """Runs ``image -> (features, logits)`` over an unbatched ``(image, label)`` dataset."""
     from tqdm.auto import tqdm
 
-    @tf.function(reduce_retracing=True)
-    def forward(images):
-        return feature_model(tf.cast(images, tf.float32), training=False)
+    forward = _forward_function(feature_model)
 
     features, logits, labels = [], [], []
     total = int(dataset.cardinality())

@@ -54,6 +54,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         "the run dir must be on storage they share). Batch sizes are global. "
                         "(default: default)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     return parser
 
 
@@ -102,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
               + (f"; {strategy.num_replicas_in_sync} replicas ({args.strategy})" if args.strategy != "default" else ""))
         run_stages(config, run, args, strategy)
 
-    return run_cli(train)
+    return run_cli(train, verbose=args.verbose)
 
 def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespace, strategy=None) -> None:
     from bal_tf import classifier as classifier_lib

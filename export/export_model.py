@@ -4,9 +4,6 @@
 import argparse
 import json
 import sys
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
@@ -21,16 +18,20 @@ def main(argv=None) -> int:
     parser.add_argument("--version", type=int, default=1)
     parser.add_argument("--no-tflite", action="store_true")
     parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
+    parser.add_argument("--xla", action="store_true", help="XLA-compile the SavedModel's scoring graph "
+                        "(fewer fused ops; needs a TF Serving build with XLA)")
+    parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     from bal_tf.errors import run_cli
-    from bal_tf.export import export_run
+    from bal_tf.export import ExportOptions, export_run
 
     def export():
-        report = export_run(args.run, args.out, args.name, args.version, tflite=not args.no_tflite,
-                            parity_ood=args.parity_ood)
+        options = ExportOptions(model_name=args.name, version=args.version, tflite=not args.no_tflite,
+                                parity_ood=args.parity_ood, jit_compile=args.xla)
+        report = export_run(args.run, args.out, options)
         print(json.dumps(report, indent=2))
 
-    return run_cli(export)
+    return run_cli(export, verbose=args.verbose)
 
 if __name__ == "__main__":
     sys.exit(main())

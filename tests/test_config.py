@@ -72,3 +72,44 @@ def test_cli_gan_preset_is_applied():
                                                    "--set", "gan.epochs=3"])
     config = pipeline.resolve_config(args)
     assert config.gan.selection == "last" and config.gan.epochs == 3
+
+
+@pytest.mark.parametrize("override, field, allowed", [
+    ("gan.selection=synthetc", "gan.selection", "['synthetic', 'last']"),
+    ("gan.generator_loss=nonsaturating", "gan.generator_loss", "['saturating', 'non_saturating']"),
+    ("gan.trivial_sampling=gauss", "gan.trivial_sampling", "['uniform', 'gaussian']"),
+    ("gan.label_conditioning=concatenate", "gan.label_conditioning", "['concat', 'projection']"),
+    ("gan.generator_output=tanh", "gan.generator_output", "['auto', 'relu', 'linear']"),
+    ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'constant']"),
+    ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet']"),
+    ('gan.synthetic_families=["noise_blob"]', "gan.synthetic_families", "['pixel_permutation'"),
+])
+def test_a_typo_in_a_choice_fails_at_parse_listing_the_choices(override, field, allowed):
+    with pytest.raises(ConfigError, match=f"Config field {field} must be one of {re_escape(allowed)}"):
+        config_lib.get_preset("mnist-cpu").with_overrides([override])
+
+
+def re_escape(text):
+    import re
+
+    return re.escape(text)
+
+
+def test_choices_are_checked_in_json_files_and_in_code(tmp_path):
+    values = config_lib.get_preset("mnist-cpu").to_dict()
+    values["gan"]["selection"] = "best"
+    (tmp_path / "c.json").write_text(json.dumps(values))
+    with pytest.raises(ConfigError, match="gan.selection must be one of"):
+        config_lib.RunConfig.from_json(tmp_path / "c.json")
+    with pytest.raises(ConfigError, match="GANConfig.generator_loss must be one of"):
+        config_lib.GANConfig(generator_loss="wasserstein")
+
+
+def test_train_py_refuses_a_typo_before_any_training(tmp_path, capsys):
+    from bal_tf import pipeline
+
+    run_dir = tmp_path / "run"
+    assert pipeline.main(["--id", "mnist", "--scale", "cpu", "--run-dir", str(run_dir),
+                          "--set", "gan.selection=synthetc"]) == 2
+    assert "gan.selection must be one of ['synthetic', 'last']. Received: 'synthetc'" in capsys.readouterr().out
+    assert not run_dir.exists()

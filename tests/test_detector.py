@@ -72,6 +72,18 @@ def test_dataset_input_and_bad_shapes(parts, images):
         detector.score(np.zeros((0, 28, 28, 1), np.uint8))
 
 
+@pytest.mark.parametrize("bad_value", [np.nan, np.inf, -np.inf])
+def test_nan_or_inf_pixels_are_refused(parts, images, bad_value):
+    _, features_of, discriminator = parts
+    detector = BALDetector.from_parts(features_of, discriminator)
+    bad = images[:4].astype(np.float32)
+    bad[2, 3, 3, 0] = bad_value
+    with pytest.raises(InputError, match="NaN or Inf"):
+        detector.score(bad)
+    with pytest.raises(InputError, match="NaN or Inf"):
+        detector.predict(tf.data.Dataset.from_tensor_slices(bad))
+
+
 def test_corrupt_detector_file_is_reported(tmp_path):
     bad = tmp_path / "detector.keras"
     bad.write_bytes(b"not a zip")

@@ -9,8 +9,9 @@ import tensorflow as tf
 from bal_tf.backbones import build_classifier, feature_model
 from bal_tf.config import BackboneConfig
 from bal_tf.detector import BALDetector
-from bal_tf.export import (LiteRTRunner, calibrate_threshold, convert_tflite, export_saved_model,
+from bal_tf.export import (OUTPUT_KEYS, LiteRTRunner, calibrate_threshold, convert_tflite, export_saved_model,
                            max_abs_difference, tf_serving_layout)
+from bal_tf.errors import InputError
 from bal_tf.gan import build_discriminator
 
 SHAPE = (28, 28, 1)
@@ -37,7 +38,7 @@ def test_saved_model_signature_matches_keras(exported):
     detector, images, log_threshold, saved, _ = exported
     signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
     out = {k: v.numpy() for k, v in signature(images=tf.constant(images)).items()}
-    assert set(out) == {"class", "p1", "p2", "score", "is_ood", "threshold"}
+    assert set(out) == set(OUTPUT_KEYS)
     reference = detector.predict(images)
     assert max_abs_difference(out, reference) <= 1e-5
     np.testing.assert_array_equal(out["class"], reference["class"])
@@ -50,8 +51,28 @@ def test_signature_rejects_wrong_dtype_and_shape(exported):
     signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
     with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
         signature(images=tf.constant(images.astype(np.float32)))
-    with pytest.raises((TypeError, ValueError, tf.errors.InvalidArgumentError)):
-        signature(images=tf.zeros((2, 32, 32, 3), tf.uint8))
+
+
+@pytest.mark.parametrize("signature_name", ["serving_default", "serving_float"])
+@pytest.mark.parametrize("shape", [(2, 32, 32, 1), (2, 28, 28, 3), (2, 28, 32, 1)])
+def test_signatures_refuse_another_image_shape_naming_both(exported, signature_name, shape):
+    _, _, _, saved, _ = exported
+    signature = tf.saved_model.load(str(saved)).signatures[signature_name]
+    dtype = tf.uint8 if signature_name == "serving_default" else tf.float32
+    expected = rf"{signature_name}: expected images of shape \[batch, 28, 28, 1\].*received shape\] \[{' '.join(map(str, shape))}\]"
+    with pytest.raises(tf.errors.InvalidArgumentError, match=expected):
+        signature(images=tf.zeros(shape, dtype))
+
+
+@pytest.mark.parametrize("signature_name", ["serving_default", "serving_float"])
+def test_empty_batch_gives_empty_outputs(exported, signature_name):
+    _, _, _, saved, _ = exported
+    signature = tf.saved_model.load(str(saved)).signatures[signature_name]
+    dtype = tf.uint8 if signature_name == "serving_default" else tf.float32
+    out = signature(images=tf.zeros((0, 28, 28, 1), dtype))
+    assert set(out) == set(OUTPUT_KEYS)
+    assert all(v.shape == (0,) for v in out.values())
+    assert out["class"].dtype == tf.int32 and out["is_ood"].dtype == tf.bool and out["score"].dtype == tf.float32
 
 
 def test_float_signature_clips_rounds_and_refuses_nan(exported):
@@ -79,14 +100,18 @@ def test_tf_serving_layout(exported):
 
 
 def test_float_tflite_matches_keras_with_litert(exported):
-    detector, images, _, saved, out = exported
+    detector, images, log_threshold, saved, out = exported
     path = out / "float32.tflite"
-    path.write_bytes(convert_tflite(saved, "float32"))
+    path.write_bytes(convert_tflite(detector.model, log_threshold, "float32"))
     lite = LiteRTRunner(path)(images, batch_size=16)
     assert max_abs_difference(lite, detector.predict(images)) <= 1e-4
-    assert set(lite) == {"class", "p1", "p2", "score", "is_ood", "threshold"}
+    assert set(lite) == set(OUTPUT_KEYS)
     with pytest.raises(Exception, match="uint8"):
         LiteRTRunner(path)(images.astype(np.float32))
+    with pytest.raises(InputError, match=r"Expected images of shape \[batch, 28, 28, 1\].*Received shape \[2, 32, 32, 1\]"):
+        LiteRTRunner(path)(np.zeros((2, 32, 32, 1), np.uint8))
+    empty = LiteRTRunner(path)(np.zeros((0, 28, 28, 1), np.uint8))
+    assert set(empty) == set(lite) and all(v.shape == (0,) and v.dtype == lite[k].dtype for k, v in empty.items())
 
 
 def test_full_int8_tflite_computes_in_int8_and_tracks_keras(exported):
@@ -104,9 +129,9 @@ def test_full_int8_tflite_computes_in_int8_and_tracks_keras(exported):
     scale = 2.0 / d_logits.std()
     discriminator.get_layer("logit").set_weights([kernel * scale, (bias - d_logits.mean()) * scale])
     detector = BALDetector.from_parts(features_of, discriminator)
-    saved = export_saved_model(detector.model, float(np.median(detector.score(images))), out / "spread")
+    log_threshold = float(np.median(detector.score(images)))
     path = out / "full_int8.tflite"
-    path.write_bytes(convert_tflite(saved, "full_int8", images[:32]))
+    path.write_bytes(convert_tflite(detector.model, log_threshold, "full_int8", images[:32]))
     interpreter = Interpreter(model_path=str(path))
     tensors = {t["index"]: t for t in interpreter.get_tensor_details()}
     weighted = [op for op in interpreter._get_ops_details()
@@ -124,7 +149,7 @@ def test_full_int8_tflite_computes_in_int8_and_tracks_keras(exported):
     # (TFLite's int8 ONE_HOT did this) leaves p2 constant and this correlation near 0.
     for key in ("p2", "score"):
         assert spearman(lite[key], reference[key]) >= 0.8, key
-    assert path.stat().st_size < len(convert_tflite(saved, "float32")) / 2
+    assert path.stat().st_size < len(convert_tflite(detector.model, log_threshold, "float32")) / 2
 
 
 def spearman(a, b) -> float:

@@ -220,8 +220,11 @@ def load_dataset(
         spec = dataset_spec(name)
         builder = ensure_prepared(name, data_dir)
         tfds_split = spec.splits.get(split, split)
+        # No tfds auto-cache: callers read each split once into memory, and a cached split read
+        # in part (``limit``) makes TensorFlow warn that it discards the partial cache.
         dataset = builder.as_dataset(
-            split=tfds_split, shuffle_files=False, read_config=tfds.ReadConfig(shuffle_seed=seed)
+            split=tfds_split, shuffle_files=False,
+            read_config=tfds.ReadConfig(shuffle_seed=seed, try_autocache=False),
         )
         has_label = "label" in builder.info.features
 
