@@ -58,8 +58,11 @@ class Mahalanobis:
     @classmethod
     def fit(cls, features, labels, num_classes):
         features = np.asarray(features, np.float64)
-        means = np.stack([features[labels == c].mean(0) for c in range(num_classes)])
-        centered = features - means[labels]
+        # Only the classes that have training features (a tiny or capped training set can miss
+        # one; its mean would be NaN and poison every score).
+        present = np.array([c for c in range(num_classes) if np.any(labels == c)])
+        means = np.stack([features[labels == c].mean(0) for c in present])
+        centered = features - means[np.searchsorted(present, labels)]
         covariance = centered.T @ centered / len(features)
         return cls(means, np.linalg.pinv(covariance, hermitian=True))
 

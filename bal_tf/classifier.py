@@ -40,7 +40,7 @@ class IdData:
         self.image_shape = data.dataset_spec(name).image_shape
         train_split, holdout_split = data.train_holdout_splits(config.data.holdout_percent)
         self._sources = {"train": (train_split, config.classifier.max_train_examples),
-                         "holdout": (holdout_split, None), "test": ("test", None)}
+                         "holdout": (holdout_split, None), "test": ("test", config.data.max_test_examples)}
         self._arrays = {}
 
     def arrays(self, name: str) -> tuple[np.ndarray, np.ndarray]:

@@ -58,12 +58,14 @@ class DataConfig:
         id_classes: if set, only these classes of ``id_dataset`` are ID (relabelled 0..K-1 in
             this order); the others are never seen in training and form the OOD set
             ``held_out_classes`` (the held-out-class protocols, e.g. MNIST 0-5 vs 6-9).
+        max_test_examples: cap on the ID test split (tests and smoke runs); ``None`` = all.
     """
 
     id_dataset: str = "mnist"
     data_dir: str | None = None
     holdout_percent: int = 10
     id_classes: list[int] | None = None
+    max_test_examples: int | None = None
 
 
 @dataclasses.dataclass

@@ -139,8 +139,8 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         else:
             odin_parameters = choose_odin_parameters(
                 logits_model, features.holdout_images(selection.SYNTHETIC_IMAGES_PER_FAMILY), config.seed)
-        test_images = data_lib.load_id_split(config.data, "test")
-        scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images.map(lambda x, y: x), *odin_parameters)
+        test_images = features.id_data.test.map(lambda x, y: x)
+        scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images, *odin_parameters)
         for name, make in load_ood.items():
             scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)
 

@@ -18,10 +18,9 @@ The paper's ablations use CIFAR-10 vs TinyImageNet, which are not available offl
 """
 
 import argparse
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from gan_sweep import append_jsonl, sweep
 
 # Table 1: the loss combinations of L_d (Eq. 11). L_t alone drops both trivial and hard negatives.
 TABLE1 = {
@@ -66,13 +65,6 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="JSON lines output (appended)")
     args = parser.parse_args(argv)
 
-    import gan_sweep  # noqa: E402  (benchmarks/ is on sys.path when run as a script)
-
-    common = []
-    for override in args.overrides:
-        common += ["--set", override]
-    for ood in args.ood:
-        common += ["--ood", ood]
     for table in args.table:
         if table in (1, 2):
             if not args.runs:
@@ -81,17 +73,16 @@ def main(argv=None):
             for run in args.runs:
                 seed = _run_seed(run)
                 for name, variant in variants.items():
-                    gan_sweep.main(["--run", str(run), "--seeds", str(seed), "--variant", variant,
-                                    "--label", f"table{table}:{name}", "--out", str(args.out), *common])
+                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, args.overrides,
+                                                 label=f"table{table}:{name}"))
         else:
             for dim in TABLE3_DIMS:
                 for seed in args.seeds:
                     classifier_seed = seed if args.table3_classifier_seed is None else args.table3_classifier_seed
                     run = table3_run(args.table3_root, dim, classifier_seed, args.table3_preset, quiet=True)
                     for name, variant in TABLE3.items():
-                        gan_sweep.main(["--run", str(run), "--seeds", str(seed), "--variant", variant,
-                                        "--label", f"table3:dim={dim}:{name}", "--out", str(args.out),
-                                        *common])
+                        append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, args.overrides,
+                                                     label=f"table3:dim={dim}:{name}"))
 
 
 def _run_seed(run: Path) -> int:

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 
+from tables import SPREAD_LABEL, markdown_table, mean_std
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -19,9 +21,7 @@ def main(argv=None):
     parser.add_argument("--ood", action="append", default=[])
     args = parser.parse_args(argv)
     methods = args.method or ["bal", "bal_last", "bal_p2_only", "max_softmax"]
-    table = {}
-    print("| run | seed | accuracy | selected epoch | method | OOD | AUROC | FPR95 |")
-    print("|---|---|---|---|---|---|---|---|")
+    table, rows = {}, []
     for run in args.runs:
         results = json.loads((run / "eval" / "results.json").read_text())
         config = json.loads((run / "config.json").read_text())
@@ -31,16 +31,16 @@ def main(argv=None):
             if row["method"] not in methods or (args.ood and row["ood"] not in args.ood):
                 continue
             table.setdefault((row["method"], row["ood"]), []).append((row["auroc"], row["fpr95"]))
-            print(f"| {run.name} | {config['seed']} | {100 * results['classification_accuracy']:.2f} | "
-                  f"{selected} | {row['method']} | {row['ood']} | {100 * row['auroc']:.2f} | "
-                  f"{100 * row['fpr95']:.2f} |")
+            rows.append([run.name, config["seed"], f"{100 * results['classification_accuracy']:.2f}", selected,
+                         row["method"], row["ood"], f"{100 * row['auroc']:.2f}", f"{100 * row['fpr95']:.2f}"])
+    print(markdown_table(["run", "seed", "accuracy", "selected epoch", "method", "OOD", "AUROC", "FPR95"], rows))
     print()
-    print("| method | OOD | runs | AUROC mean ± std | FPR95 mean ± std |")
-    print("|---|---|---|---|---|")
+    summary = []
     for (method, ood), values in sorted(table.items(), key=lambda kv: (kv[0][1], kv[0][0])):
         values = 100 * np.array(values)
-        print(f"| {method} | {ood} | {len(values)} | {values[:, 0].mean():.2f} ± {values[:, 0].std():.2f} | "
-              f"{values[:, 1].mean():.2f} ± {values[:, 1].std():.2f} |")
+        summary.append([method, ood, len(values), mean_std(values[:, 0]), mean_std(values[:, 1])])
+    print("AUROC and FPR95 in %, " + SPREAD_LABEL.format(n="the listed") + ".")
+    print(markdown_table(["method", "OOD", "runs", "AUROC", "FPR95"], summary))
 
 
 if __name__ == "__main__":

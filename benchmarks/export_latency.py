@@ -16,12 +16,10 @@ backbone's latency. Two measurements per batch size (1 and 256):
 
 import argparse
 import json
+import os
 import platform
-import sys
 import time
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def time_ms(fn, calls: int) -> float:
@@ -42,22 +40,18 @@ def interleaved(fns: dict, rounds: int, calls: int) -> dict:
     return out
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--run", required=True, type=Path)
-    parser.add_argument("--rounds", type=int, default=30)
-    parser.add_argument("--calls", type=int, default=10, help="calls per round at batch 1 (batch 256: a fifth)")
-    args = parser.parse_args(argv)
-
+def export_latency(run: Path, rounds: int = 30, calls: int = 10, saved_model: Path | None = None) -> dict:
+    """Latency figures of ``saved_model`` (default: ``RUN/export/saved_model``) vs the backbone."""
     import numpy as np
     import tensorflow as tf
 
     from bal_tf.classifier import load_classifier
     from bal_tf.detector import BALDetector, PredictedClass, ProductScore
 
-    served = tf.saved_model.load(str(args.run / "export" / "saved_model")).signatures["serving_default"]
-    classifier = load_classifier(args.run / "classifier.keras")
-    detector = BALDetector.load(args.run / "detector.keras")
+    saved_model = saved_model or run / "export" / "saved_model"
+    served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    classifier = load_classifier(run / "classifier.keras")
+    detector = BALDetector.load(run / "detector.keras")
     discriminator = detector.model.get_layer("discriminator")
     shape = tuple(classifier.input_shape[1:])
     backbone = tf.function(lambda x: classifier(tf.cast(x, tf.float32), training=False))
@@ -69,14 +63,14 @@ def main(argv=None):
         predicted, log_p1 = predicted_class(logits)
         return product(log_p1, discriminator([features, predicted], training=False))
 
-    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "cpus": __import__("os").cpu_count(),
-               "run": str(args.run), "tensorflow": tf.__version__}
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "cpus": os.cpu_count(),
+               "run": str(run), "saved_model": str(saved_model), "tensorflow": tf.__version__}
     for batch in (1, 256):
         images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8))
         features, logits = features_of(tf.cast(images, tf.float32), training=False)
-        calls = args.calls if batch == 1 else max(1, args.calls // 5)
+        batch_calls = calls if batch == 1 else max(1, calls // 5)
         ms = interleaved({"exported": lambda: served(images=images), "backbone": lambda: backbone(images),
-                          "bal_part": lambda: bal_part(features, logits)}, args.rounds, calls)
+                          "bal_part": lambda: bal_part(features, logits)}, rounds, batch_calls)
         ratios = np.array(ms["exported"]) / np.array(ms["backbone"])
         results[f"batch{batch}"] = {
             "exported_ms": round(float(np.median(ms["exported"])), 3),
@@ -86,7 +80,17 @@ def main(argv=None):
             "bal_part_ms": round(float(np.median(ms["bal_part"])), 4),
             "bal_part_ratio": round(float(np.median(ms["bal_part"]) / np.median(ms["backbone"])), 4),
         }
-    print(json.dumps(results, indent=2))
+    return results
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--saved-model", type=Path, help="another export of the run (default: RUN/export/saved_model)")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=10, help="calls per round at batch 1 (batch 256: a fifth)")
+    args = parser.parse_args(argv)
+    print(json.dumps(export_latency(args.run, args.rounds, args.calls, args.saved_model), indent=2))
 
 
 if __name__ == "__main__":

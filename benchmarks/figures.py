@@ -8,12 +8,10 @@
 """
 
 import argparse
-import sys
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def toy_figures(out: Path, seed: int) -> list[Path]:

@@ -11,10 +11,8 @@ test ID features and on the first OOD set (to tell overfitting from the GAN game
 
 import argparse
 import json
-import sys
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None):

@@ -11,11 +11,33 @@ import argparse
 import json
 import os
 import platform
-import sys
 import time
-from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+def gan_speed(dim: int = 512, batch: int = 128, classes: int = 10, steps: int = 400, jit: bool = False) -> dict:
+    """GAN training steps per second on random features (after a warm-up)."""
+    import numpy as np
+    import tensorflow as tf
+
+    from bal_tf.config import GANConfig
+    from bal_tf.gan import feature_batches, make_gan
+
+    rng = np.random.default_rng(0)
+    n = batch * steps
+    features = np.maximum(rng.normal(size=(n, dim)), 0).astype(np.float32)
+    labels = rng.integers(0, classes, n)
+    gan = make_gan(GANConfig(), classes, features, labels, seed=0)
+    gan.jit_compile = jit
+    data = feature_batches(features, labels, batch, seed=0).cache()
+    gan.fit(data.take(50), epochs=1, steps_per_epoch=50, verbose=0, shuffle=False)  # warm-up: tracing
+    start = time.perf_counter()
+    gan.fit(data, epochs=1, steps_per_epoch=steps, verbose=0, shuffle=False)
+    seconds = time.perf_counter() - start
+    result = {"steps_per_second": round(steps / seconds, 1), "feature_dim": dim,
+              "batch_size": batch, "steps": steps, "jit_compile": jit,
+              "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
+              "tensorflow": tf.__version__}
+    return result
 
 
 def main(argv=None):
@@ -26,29 +48,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=400)
     parser.add_argument("--jit", action="store_true", help="compile the train step with XLA")
     args = parser.parse_args(argv)
-
-    import numpy as np
-    import tensorflow as tf
-
-    from bal_tf.config import GANConfig
-    from bal_tf.gan import feature_batches, make_gan
-
-    rng = np.random.default_rng(0)
-    n = args.batch * args.steps
-    features = np.maximum(rng.normal(size=(n, args.dim)), 0).astype(np.float32)
-    labels = rng.integers(0, args.classes, n)
-    gan = make_gan(GANConfig(), args.classes, features, labels, seed=0)
-    gan.jit_compile = args.jit
-    data = feature_batches(features, labels, args.batch, seed=0).cache()
-    gan.fit(data.take(50), epochs=1, steps_per_epoch=50, verbose=0, shuffle=False)  # warm-up: tracing
-    start = time.perf_counter()
-    gan.fit(data, epochs=1, steps_per_epoch=args.steps, verbose=0, shuffle=False)
-    seconds = time.perf_counter() - start
-    result = {"steps_per_second": round(args.steps / seconds, 1), "feature_dim": args.dim,
-              "batch_size": args.batch, "steps": args.steps, "jit_compile": args.jit,
-              "cpus": os.cpu_count(), "machine": platform.processor() or platform.machine(),
-              "tensorflow": tf.__version__}
-    print(json.dumps(result))
+    print(json.dumps(gan_speed(args.dim, args.batch, args.classes, args.steps, args.jit)))
 
 
 if __name__ == "__main__":

@@ -11,11 +11,66 @@ beside max-softmax. Real OOD data is used here only for reporting.
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+def sweep(run: Path, variants: list[str], seeds: list[int], oods: list[str], overrides: list[str] = (),
+          label: str | None = None) -> list[dict]:
+    """Records: one for max-softmax (``baseline``), then one per (variant, seed).
+
+    Args:
+        variants: ``"default"`` or comma-separated ``gan.field=value`` overrides.
+        overrides: ``gan.field=value`` applied to every variant.
+        label: the name recorded for the variants (default: the variant itself).
+    """
+
+    from bal_tf import baselines, metrics, scoring
+    from bal_tf.data import load_ood_set
+    from bal_tf.features import RunFeatures
+    from bal_tf.run_dir import RunDir
+    from bal_tf.train_bal import train_bal
+
+    run = RunDir(Path(run))
+    base = run.load_config()
+    features = RunFeatures(base, run, progress=False)
+    train, test = features.split("train"), features.split("test")
+    ood_sets = {name: features.ood(name, lambda name=name: load_ood_set(name, base.data)) for name in oods}
+    rounded = lambda m: {"auroc": round(m["auroc"], 4), "fpr95": round(m["fpr95"], 4)}  # noqa: E731
+    baseline = {"variant": "max_softmax", "baseline": True, "run": str(run.root), "seed": base.seed,
+                "classifier_seed": base.seed, "selected_epoch": "-"}
+    for name, ood in ood_sets.items():
+        m = metrics.ood_metrics(baselines.log_max_softmax(test.logits), baselines.log_max_softmax(ood.logits))
+        baseline[f"selected/{name}"] = baseline[f"last/{name}"] = rounded(m)
+    records = [baseline]
+    for variant in variants:
+        variant_overrides = list(overrides) + ([] if variant == "default" else variant.split(","))
+        config = base.with_overrides(variant_overrides)
+        for seed in seeds:
+            start = time.time()
+            selection_data = RunFeatures(config, run, progress=False).selection_data()
+            result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
+            record = {"variant": label or variant, "overrides": variant_overrides, "run": str(run.root),
+                      "seed": seed, "classifier_seed": base.seed, "selected_epoch": result.selected_epoch,
+                      "seconds": round(time.time() - start, 1)}
+            for tag, disc in (("selected", result.discriminator), ("last", result.last_discriminator)):
+                id_scores = scoring.log_score(disc, test.features, test.logits)
+                for name, ood in ood_sets.items():
+                    record[f"{tag}/{name}"] = rounded(
+                        metrics.ood_metrics(id_scores, scoring.log_score(disc, ood.features, ood.logits)))
+            record["criterion_by_epoch"] = [round(h.get("selection_criterion", float("nan")), 4)
+                                            for h in result.history]
+            records.append(record)
+    return records
+
+
+def append_jsonl(path: Path | None, records: list[dict]) -> None:
+    """Prints each record as a JSON line, and appends it to ``path`` if given."""
+    for record in records:
+        print(json.dumps(record), flush=True)
+        if path:
+            with open(path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
 
 
 def main(argv=None):
@@ -30,52 +85,8 @@ def main(argv=None):
     parser.add_argument("--label", help="name recorded for the variant (default: the overrides)")
     parser.add_argument("--out", type=Path, help="JSON lines output file")
     args = parser.parse_args(argv)
-
-    import numpy as np
-
-    from bal_tf import baselines, metrics, scoring
-    from bal_tf.data import load_ood_set
-    from bal_tf.features import RunFeatures
-    from bal_tf.run_dir import RunDir
-    from bal_tf.train_bal import train_bal
-
-    run = RunDir(Path(args.run))
-    base = run.load_config()
-    features = RunFeatures(base, run, progress=False)
-    train, test = features.split("train"), features.split("test")
-    oods = {name: features.ood(name, lambda name=name: load_ood_set(name, base.data)) for name in args.ood}
-    msp = {name: metrics.ood_metrics(np.exp(baselines.log_max_softmax(test.logits)), np.exp(baselines.log_max_softmax(o.logits)))
-           for name, o in oods.items()}
-    msp_record = {"variant": "max_softmax", "baseline": True, "run": str(run.root), "seed": base.seed,
-                  "classifier_seed": base.seed, "selected_epoch": "-"}
-    for name, m in msp.items():
-        msp_record[f"selected/{name}"] = msp_record[f"last/{name}"] = {
-            "auroc": round(m["auroc"], 4), "fpr95": round(m["fpr95"], 4)}
-    print(json.dumps(msp_record), flush=True)
-    if args.out:
-        with open(args.out, "a") as handle:
-            handle.write(json.dumps(msp_record) + "\n")
-    for variant in args.variant or ["default"]:
-        overrides = list(args.overrides) + ([] if variant == "default" else variant.split(","))
-        config = base.with_overrides(overrides)
-        for seed in args.seeds:
-            start = time.time()
-            selection_data = RunFeatures(config, run, progress=False).selection_data()
-            result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
-            record = {"variant": args.label or variant, "overrides": overrides, "run": str(run.root),
-                      "seed": seed, "classifier_seed": base.seed, "selected_epoch": result.selected_epoch,
-                      "seconds": round(time.time() - start, 1)}
-            for tag, disc in (("selected", result.discriminator), ("last", result.last_discriminator)):
-                id_scores = scoring.log_score(disc, test.features, test.logits)
-                for name, o in oods.items():
-                    m = metrics.ood_metrics(id_scores, scoring.log_score(disc, o.features, o.logits))
-                    record[f"{tag}/{name}"] = {"auroc": round(m["auroc"], 4), "fpr95": round(m["fpr95"], 4)}
-            record["criterion_by_epoch"] = [round(h.get("selection_criterion", float("nan")), 4)
-                                            for h in result.history]
-            print(json.dumps(record), flush=True)
-            if args.out:
-                with open(args.out, "a") as handle:
-                    handle.write(json.dumps(record) + "\n")
+    append_jsonl(args.out, sweep(Path(args.run), args.variant or ["default"], args.seeds, args.ood,
+                                 args.overrides, args.label))
 
 
 if __name__ == "__main__":

@@ -26,8 +26,9 @@ from pathlib import Path
 
 import numpy as np
 
+from tables import SPREAD_LABEL, markdown_table, mean_std
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
 
 # protocol -> (preset stem, the paper's BAL AUROC / FPR95 target or None)
 PROTOCOL_PRESETS = {
@@ -62,7 +63,7 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
 
 def protocol_table(protocol: str, run_dirs: list[Path]) -> tuple[str, dict]:
     """Markdown table (mean +- std over runs) and a summary dict for one protocol."""
-    from bal_tf.evaluation import PROTOCOLS
+    from bal_tf.protocols import PROTOCOLS
 
     ood_name = "+".join(PROTOCOLS[protocol][1])  # the protocol's OOD set (or their mixture)
     per_method: dict[str, list[tuple[float, float]]] = {}
@@ -76,14 +77,14 @@ def protocol_table(protocol: str, run_dirs: list[Path]) -> tuple[str, dict]:
     methods = [m for m in METHODS if m in per_method]
     means = {m: np.mean(per_method[m], axis=0) for m in methods}
     ranked = [m for m in sorted(means, key=lambda m: -means[m][0]) if m not in ("bal_last", "bal_p2_only")]
-    lines = [f"ID test vs {ood_name}; {len(run_dirs)} seeds; classifier accuracy "
-             f"{np.mean(accuracies):.2f} +- {np.std(accuracies):.2f}%", "",
-             "| method | AUROC | FPR95 | per seed AUROC |", "|---|---|---|---|"]
+    rows = []
     for method in methods:
         values = np.array(per_method[method])
-        lines.append(f"| {method} | {values[:, 0].mean():.2f} ± {values[:, 0].std():.2f} | "
-                     f"{values[:, 1].mean():.2f} ± {values[:, 1].std():.2f} | "
-                     + " / ".join(f"{v:.2f}" for v in values[:, 0]) + " |")
+        rows.append([method, mean_std(values[:, 0]), mean_std(values[:, 1]),
+                     " / ".join(f"{v:.2f}" for v in values[:, 0])])
+    lines = [f"ID test vs {ood_name}; classifier accuracy {mean_std(accuracies)}%; "
+             + SPREAD_LABEL.format(n=len(run_dirs)) + ".", "",
+             markdown_table(["method", "AUROC", "FPR95", "per seed AUROC"], rows)]
     summary = {"ood": ood_name, "seeds": len(run_dirs),
                "bal": [float(v) for v in means.get("bal", [np.nan, np.nan])],
                "max_softmax": [float(v) for v in means.get("max_softmax", [np.nan, np.nan])],
@@ -135,7 +136,7 @@ def main(argv=None):
         f"{args.scale}. Command: `python benchmarks/protocols.py "
         + " ".join(f"--protocol {p}" for p in args.protocol) + f" --seeds {' '.join(map(str, args.seeds))}"
         + "".join(f" --set {o}" for o in args.overrides) + (f" --tag {args.tag}" if args.tag else "") + "`.",
-        "AUROC / FPR95 in %, ID is the positive class; mean ± std over seeds.", "",
+        "AUROC / FPR95 in %, ID is the positive class; " + SPREAD_LABEL.format(n="the listed") + ".", "",
         "## Targets and ranks", "",
         "| protocol | OOD | seeds | BAL AUROC | BAL FPR95 | paper target | met | max-softmax AUROC | BAL beats MSP | BAL rank | ahead of BAL (AUROC points) |",
         "|---|---|---|---|---|---|---|---|---|---|---|",

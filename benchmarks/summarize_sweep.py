@@ -11,6 +11,8 @@ from collections import defaultdict
 
 import numpy as np
 
+from tables import SPREAD_LABEL, markdown_table, mean_std
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -38,15 +40,15 @@ def main(argv=None):
     header = ["variant", "seeds", "selected epochs"]
     for ood in oods:
         header += [f"{ood} AUROC sel.", f"{ood} FPR95 sel.", f"{ood} AUROC last"]
-    print("| " + " | ".join(header) + " |")
-    print("|" + "---|" * len(header))
-    for variant, rows in by_variant.items():
-        cells = [variant, str(len(rows)), ",".join(str(r["selected_epoch"]) for r in rows)]
+    rows = []
+    for variant, runs in by_variant.items():
+        cells = [variant, str(len(runs)), ",".join(str(r["selected_epoch"]) for r in runs)]
         for ood in oods:
             for tag, metric in (("selected", "auroc"), ("selected", "fpr95"), ("last", "auroc")):
-                values = 100 * np.array([r[f"{tag}/{ood}"][metric] for r in rows])
-                cells.append(f"{values.mean():.2f} ± {values.std():.2f}")
-        print("| " + " | ".join(cells) + " |")
+                cells.append(mean_std([100 * r[f"{tag}/{ood}"][metric] for r in runs]))
+        rows.append(cells)
+    print("In %, " + SPREAD_LABEL.format(n="the listed") + ".")
+    print(markdown_table(header, rows))
 
 
 def by_dim_table(records: list[dict], ood: str) -> None:
@@ -63,8 +65,7 @@ def by_dim_table(records: list[dict], ood: str) -> None:
         if record.get("baseline") and record["run"] in dim_of_run:
             cells["max-softmax"].setdefault(dim_of_run[record["run"]], {})[0] = record[f"selected/{ood}"]
     dims = sorted(set(dim_of_run.values()))
-    print("| " + " | ".join(["method"] + [f"dim {d}: AUROC / FPR95" for d in dims]) + " |")
-    print("|" + "---|" * (len(dims) + 1))
+    rows = []
     for name, by_dim in cells.items():
         row = [name]
         for dim in dims:
@@ -72,11 +73,12 @@ def by_dim_table(records: list[dict], ood: str) -> None:
             if not runs:
                 row.append("-")
                 continue
-            auroc = 100 * np.array([r["auroc"] for r in runs])
             fpr = 100 * np.array([r["fpr95"] for r in runs])
-            row.append(f"{auroc.mean():.2f} ± {auroc.std():.2f} / {fpr.mean():.1f} ({len(runs)})"
-                       if len(runs) > 1 else f"{auroc[0]:.2f} / {fpr[0]:.1f}")
-        print("| " + " | ".join(row) + " |")
+            row.append(f"{mean_std([100 * r['auroc'] for r in runs])} / {fpr.mean():.1f}"
+                       + (f" ({len(runs)})" if len(runs) > 1 else ""))
+        rows.append(row)
+    print("AUROC " + SPREAD_LABEL.format(n="the (count)") + " / mean FPR95, in %.")
+    print(markdown_table(["method"] + [f"dim {d}: AUROC / FPR95" for d in dims], rows))
 
 
 if __name__ == "__main__":

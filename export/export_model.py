@@ -4,6 +4,11 @@
 import argparse
 import json
 import sys
+from pathlib import Path
+
+# Run from any checkout (`python export/export_model.py`): this checkout's bal_tf, not another one
+# installed in the same environment.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 
 def main(argv=None) -> int:
@@ -18,8 +23,10 @@ def main(argv=None) -> int:
     parser.add_argument("--version", type=int, default=1)
     parser.add_argument("--no-tflite", action="store_true")
     parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
-    parser.add_argument("--xla", action="store_true", help="XLA-compile the SavedModel's scoring graph "
-                        "(fewer fused ops; needs a TF Serving build with XLA)")
+    parser.add_argument("--xla", choices=["none", "head", "all"], default="none",
+                        help="XLA in the SavedModel: 'head' compiles BAL's part after the backbone into one "
+                        "kernel, 'all' the whole graph (TF Serving then needs --xla_cpu_compilation_enabled "
+                        "on CPU). Default: none")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     from bal_tf.errors import run_cli

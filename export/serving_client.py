@@ -15,6 +15,9 @@ import sys
 import urllib.request
 from pathlib import Path
 
+# Run from any checkout: this checkout's bal_tf, not another one installed in the same environment.
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

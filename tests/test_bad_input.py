@@ -3,7 +3,6 @@ error and a non-zero exit code (2) and leaves earlier artifacts intact."""
 
 import errno
 import re
-import shutil
 from pathlib import Path
 
 import keras
@@ -12,31 +11,22 @@ import pytest
 
 from bal_tf import pipeline
 from bal_tf.errors import InputError
-
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=256", "classifier.epochs=1",
-        "classifier.batch_size=64", "data.holdout_percent=1", "gan.epochs=1", "gan.batch_size=64"]
+from tests.tiny import ROOT, tiny_settings
 
 
 def train_args(data_dir, run_dir, *extra):
-    args = ["--scale", "cpu", "--quiet", "--data-dir", data_dir, "--run-dir", str(run_dir)]
-    for item in TINY:
-        args += ["--set", item]
-    return args + list(extra)
+    return ["--scale", "cpu", "--quiet", "--data-dir", data_dir, "--run-dir", str(run_dir), *tiny_settings(),
+            *extra]
 
 
 @pytest.fixture(scope="module")
-def finished_run(provisioned_data_dir, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("bad_input") / "run"
-    assert pipeline.main(train_args(provisioned_data_dir, run_dir, "--id", "mnist")) == 0
-    return run_dir
+def finished_run(tiny_run):
+    return tiny_run
 
 
 @pytest.fixture
-def run_copy(finished_run, tmp_path):
-    copy = tmp_path / "run"
-    shutil.copytree(finished_run, copy)
-    return copy
+def run_copy(tiny_run_copy):
+    return tiny_run_copy
 
 
 def export_main(argv):
@@ -148,11 +138,12 @@ def test_truncated_keras_files(run_copy, capsys, victim, command):
 def test_corrupt_feature_cache_is_extracted_again(run_copy):
     from bal_tf.features import FeatureSet
 
-    path = run_copy / "features" / "test.npz"
+    path = run_copy / "features" / "train.npz"
+    count = len(FeatureSet.load(path))
     path.write_bytes(b"not a zip file")
     with pytest.warns(UserWarning, match="Extracting the features again"):
         assert evaluate_main(["--run", str(run_copy), "--ood", "uniform_noise"]) == 0
-    assert len(FeatureSet.load(path)) == 10000
+    assert len(FeatureSet.load(path)) == count
 
 
 def test_corrupt_resume_checkpoint_falls_back(provisioned_data_dir, tmp_path, capsys):

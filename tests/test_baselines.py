@@ -65,3 +65,12 @@ def test_odin_without_perturbation_is_max_softmax():
     np.testing.assert_allclose(odin, plain, rtol=1e-5)
     perturbed = baselines.odin_scores(model, tf.data.Dataset.from_tensor_slices(images), 1.0, 0.01)
     assert (perturbed >= odin - 1e-6).mean() > 0.9  # the step raises the max softmax
+
+
+def test_mahalanobis_ignores_a_class_without_training_features():
+    rng = np.random.default_rng(0)
+    features = np.concatenate([rng.normal(0, 1, (50, 4)), rng.normal(6, 1, (50, 4))])
+    labels = np.repeat([0, 2], 50)  # class 1 has no training feature
+    detector = baselines.Mahalanobis.fit(features, labels, num_classes=3)
+    scores = detector.score(np.array([[0.0] * 4, [6.0] * 4, [30.0] * 4]))
+    assert np.isfinite(scores).all() and scores[0] > scores[2] and scores[1] > scores[2]

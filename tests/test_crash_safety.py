@@ -13,27 +13,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-TINY = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=1024", "classifier.epochs=3",
-        "classifier.batch_size=64", "data.holdout_percent=1", "gan.epochs=6", "gan.batch_size=64"]
+from tests.tiny import ROOT, run_to_completion, train_command
 
 
-def train_command(run_dir: Path, data_dir: str) -> list[str]:
-    command = [sys.executable, str(ROOT / "train.py"), "--id", "mnist", "--scale", "cpu", "--quiet",
-               "--run-dir", str(run_dir), "--data-dir", data_dir]
-    for item in TINY:
-        command += ["--set", item]
-    return command
-
-
-def export_command(run_dir: Path) -> list[str]:
-    return [sys.executable, str(ROOT / "export" / "export_model.py"), "--run", str(run_dir)]
-
-
-def run_to_completion(command):
-    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done.stdout
+def export_command(run_dir: Path, *extra: str) -> list[str]:
+    return [sys.executable, str(ROOT / "export" / "export_model.py"), "--run", str(run_dir), *extra]
 
 
 def kill_when(command, ready, timeout=300):
@@ -62,10 +46,9 @@ def final_results(run_dir: Path, images: np.ndarray) -> dict:
 
 
 @pytest.fixture(scope="module")
-def reference_run(provisioned_data_dir, tmp_path_factory):
-    run_dir = tmp_path_factory.mktemp("reference") / "run"
-    run_to_completion(train_command(run_dir, provisioned_data_dir))
-    return run_dir
+def reference_run(tiny_run):
+    """The uninterrupted run: the session's tiny run (same command, same seed)."""
+    return tiny_run
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +89,7 @@ def test_sigkill_during_export_leaves_the_previous_export_whole(reference_run, t
 
     kill_when(export_command(run_dir), staged)  # the first export, killed mid-way
     assert not export_dir.exists()  # nothing half-written is taken for an export
-    run_to_completion(export_command(run_dir))
+    run_to_completion(export_command(run_dir, "--no-tflite"))
     before = (export_dir / "export_info.json").read_text()
     kill_when(export_command(run_dir), staged)  # a second export, killed mid-way
     assert (export_dir / "export_info.json").read_text() == before  # the first one, whole

@@ -13,6 +13,7 @@ import pytest
 
 from bal_tf import distribute
 from bal_tf.errors import ConfigError
+from tests.tiny import train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 # The loss curve of 2 workers vs 1 worker with the same global batch: they draw different
@@ -70,12 +71,8 @@ def test_two_workers_train_bal_to_identical_weights_and_the_single_worker_loss_c
 
 def test_train_py_with_two_workers_runs_both_stages(provisioned_data_dir, tmp_path):
     run_dir = tmp_path / "run"
-    settings = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=512", "classifier.epochs=2",
-                "classifier.batch_size=64", "data.holdout_percent=1", "gan.epochs=2", "gan.batch_size=64"]
-    command = [sys.executable, str(ROOT / "train.py"), "--id", "mnist", "--scale", "cpu", "--quiet",
-               "--strategy", "multiworker", "--run-dir", str(run_dir), "--data-dir", provisioned_data_dir]
-    for item in settings:
-        command += ["--set", item]
+    command = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "gan.epochs=2")
+    command += ["--strategy", "multiworker"]
     chief_out, worker_out = start_workers(lambda index: command)
     assert "2 replicas (multiworker)" in chief_out
     assert "detector saved to" in chief_out and "the chief writes the results" in worker_out
@@ -85,8 +82,7 @@ def test_train_py_with_two_workers_runs_both_stages(provisioned_data_dir, tmp_pa
 
 
 def test_mirrored_strategy_trains_with_keras_fit():
-    sys.path.insert(0, str(ROOT / "tests"))
-    from multiworker_bal import feature_set
+    from tests.multiworker_bal import feature_set
 
     from bal_tf.config import GANConfig
     from bal_tf.train_bal import train_bal

@@ -202,3 +202,19 @@ def test_rest_body_and_saved_model_cli(exported):
                           "--inputs", f"images={saved.parent / 'x.npy'}"], capture_output=True, text=True, timeout=120)
     assert ran.returncode == 0, ran.stderr
     assert "score" in ran.stdout
+
+
+@pytest.mark.parametrize("jit_compile", ["head", "all"])
+def test_xla_compiled_serving_graph_gives_the_same_outputs(exported, jit_compile):
+    detector, images, log_threshold, _, out = exported
+    saved = export_saved_model(detector.model, log_threshold, out / f"xla_{jit_compile}", jit_compile=jit_compile)
+    signature = tf.saved_model.load(str(saved)).signatures["serving_default"]
+    compiled = {k: v.numpy() for k, v in signature(images=tf.constant(images)).items()}
+    reference = detector.predict(images)
+    assert max_abs_difference(compiled, reference) <= 1e-5
+    np.testing.assert_array_equal(compiled["class"], reference["class"])
+    assert signature(images=tf.zeros((0, *SHAPE), tf.uint8))["score"].shape == (0,)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="expected images of shape"):
+        signature(images=tf.zeros((1, 32, 32, 1), tf.uint8))
+    with pytest.raises(ValueError, match="jit_compile must be one of"):
+        export_saved_model(detector.model, log_threshold, out / "bad", jit_compile="yes")

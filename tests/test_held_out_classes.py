@@ -7,6 +7,7 @@ from bal_tf import pipeline
 from bal_tf.config import get_preset
 from bal_tf.data import load_id_split, load_ood_set, to_numpy
 from bal_tf.errors import InputError
+from tests.tiny import tiny_settings
 
 
 def test_id_split_keeps_and_relabels_the_id_classes(provisioned_data_dir):
@@ -36,10 +37,8 @@ def test_mnist_0_to_5_run_and_its_protocol(provisioned_data_dir, tmp_path, capsy
     import evaluate
 
     run_dir = tmp_path / "run"
-    args = ["--preset", "mnist-0to5-cpu", "--quiet", "--data-dir", provisioned_data_dir, "--run-dir", str(run_dir)]
-    for item in ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=512", "classifier.epochs=1",
-                 "classifier.batch_size=64", "data.holdout_percent=1", "gan.epochs=1", "gan.batch_size=64"]:
-        args += ["--set", item]
+    args = ["--preset", "mnist-0to5-cpu", "--quiet", "--data-dir", provisioned_data_dir, "--run-dir", str(run_dir),
+            *tiny_settings("classifier.epochs=1", "gan.epochs=1")]
     assert pipeline.main(args) == 0
     assert evaluate.main(["--run", str(run_dir), "--protocol", "heldout-mnist", "--limit", "300", "--quiet",
                           "--no-plots", "--no-odin"]) == 0

@@ -30,7 +30,8 @@ class ExportOptions:
         parity_ood: an OOD set (e.g. ``fashion_mnist``); if given, the report adds the AUROC of
             ID test vs that set for Keras and each TFLite model (for reporting only).
         parity_ood_images: images of each side for that AUROC.
-        jit_compile: XLA-compile the SavedModel's scoring graph.
+        jit_compile: XLA in the SavedModel: ``none``, ``head`` (BAL's part after the backbone)
+            or ``all`` (``bal_tf.export.saved_model.ServingModule``).
     """
 
     model_name: str = "bal"
@@ -39,7 +40,7 @@ class ExportOptions:
     parity_images: int = 512
     parity_ood: str | None = None
     parity_ood_images: int = 2000
-    jit_compile: bool = False
+    jit_compile: str = "none"
 
 
 @dataclasses.dataclass

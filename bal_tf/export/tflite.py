@@ -37,7 +37,7 @@ def convert_tflite(detector_model: keras.Model, log_threshold: float, mode: str,
     # calibrator cannot read. Freezing flattens the output dict (keys in sorted order); a
     # wrapper restores the names, saved as a variable-free SavedModel so that the TFLite
     # signature keeps them.
-    module = ServingModule(detector_model, log_threshold)
+    module = ServingModule(detector_model, log_threshold)  # no XLA: TFLite converts plain ops
     concrete = module.scores.get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
     keys = sorted(concrete.structured_outputs)

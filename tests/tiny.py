@@ -1,0 +1,32 @@
+"""The tests' one list of tiny settings and the helpers that run train.py with them."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+# A 1/16-width ResNet-18 on 512 MNIST images: 2 classifier epochs and 4 GAN epochs (the
+# crash-safety tests kill it after epoch 1 of each), 500 test images.
+TINY = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=512", "classifier.epochs=2",
+        "classifier.batch_size=64", "data.holdout_percent=1", "data.max_test_examples=500",
+        "gan.epochs=4", "gan.batch_size=64"]
+
+
+def tiny_settings(*replace: str) -> list[str]:
+    """``TINY`` with some settings replaced (``"gan.epochs=1"``), as ``--set`` arguments."""
+    settings = {item.split("=", 1)[0]: item for item in TINY}
+    settings.update({item.split("=", 1)[0]: item for item in replace})
+    return [arg for item in settings.values() for arg in ("--set", item)]
+
+
+def train_command(run_dir, data_dir, *replace: str) -> list[str]:
+    """``python train.py`` for a tiny MNIST run."""
+    return [sys.executable, str(ROOT / "train.py"), "--id", "mnist", "--scale", "cpu", "--quiet",
+            "--run-dir", str(run_dir), "--data-dir", str(data_dir), *tiny_settings(*replace)]
+
+
+def run_to_completion(command) -> str:
+    done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return done.stdout
