@@ -23,6 +23,8 @@ def main(argv=None) -> int:
     parser.add_argument("--version", type=int, default=1)
     parser.add_argument("--no-tflite", action="store_true")
     parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
+    parser.add_argument("--parity-ood-images", type=int, default=2000,
+                        help="images of each side (ID test, OOD) for that AUROC (default: 2000)")
     parser.add_argument("--xla", choices=["none", "head", "all"], default="none",
                         help="XLA in the SavedModel: 'head' compiles BAL's part after the backbone into one "
                         "kernel, 'all' the whole graph (TF Serving then needs --xla_cpu_compilation_enabled "
@@ -30,11 +32,13 @@ def main(argv=None) -> int:
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
     args = parser.parse_args(argv)
     from bal_tf.errors import run_cli
-    from bal_tf.export import ExportOptions, export_run
 
     def export():
+        from bal_tf.export import ExportOptions, export_run  # after run_cli quiets TensorFlow
+
         options = ExportOptions(model_name=args.name, version=args.version, tflite=not args.no_tflite,
-                                parity_ood=args.parity_ood, jit_compile=args.xla)
+                                parity_ood=args.parity_ood, parity_ood_images=args.parity_ood_images,
+                                jit_compile=args.xla)
         report = export_run(args.run, args.out, options)
         print(json.dumps(report, indent=2))
 

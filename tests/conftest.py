@@ -9,12 +9,14 @@ import os
 import shutil
 from pathlib import Path
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from bal_tf.console import quiet_tensorflow  # noqa: E402
+
+quiet_tensorflow()  # TensorFlow's import-time log lines, once per test process
 
 import pytest  # noqa: E402
 
 from bal_tf.data import provision  # noqa: E402
-from tests.tiny import run_to_completion, train_command  # noqa: E402
+from tests.tiny import train_command  # noqa: E402
 
 @pytest.fixture(scope="session")
 def provisioned_data_dir():
@@ -29,25 +31,47 @@ def provisioned_data_dir():
     return data_dir
 
 
-@pytest.fixture(scope="session")
-def tiny_run(provisioned_data_dir, tmp_path_factory) -> Path:
-    """A finished tiny run (both stages). Read it only: copy it to change it.
+def _shared_dir(config) -> Path:
+    """A temp folder of this test session that every pytest-xdist worker sees."""
+    base = config._tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
 
-    Made once per test session, also under pytest-xdist: the workers share a base temp folder,
-    and the first to get the lock trains while the others wait for it.
-    """
+
+def pytest_collection_modifyitems(session, config, items):
+    """Starts training the tiny run in the background as soon as a collected test needs it, so
+    that the workers run other tests meanwhile; one process (the first to get the lock) starts it."""
     import fcntl
+    import shlex
+    import subprocess
 
-    shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
-        shared = shared.parent  # the folder all workers' temp folders are in
-    run_dir = shared / "tiny_run"
+    if not any("tiny_run" in getattr(item, "fixturenames", ()) for item in items):
+        return
+    shared = _shared_dir(config)
     with open(shared / "tiny_run.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        if not (run_dir / "detector.keras").is_file():
-            shutil.rmtree(run_dir, ignore_errors=True)
-            run_to_completion(train_command(run_dir, provisioned_data_dir))
-    return run_dir
+        if (shared / "tiny_run.started").exists():
+            return
+        (shared / "tiny_run.started").touch()
+        command = shlex.join(train_command(shared / "tiny_run", provision.default_data_dir()))
+        subprocess.Popen(["bash", "-c", f"{command} > {shared / 'tiny_run.log'} 2>&1; echo $? > {shared / 'tiny_run.rc'}"],
+                         start_new_session=True)
+
+
+@pytest.fixture(scope="session")
+def tiny_run(provisioned_data_dir, pytestconfig) -> Path:
+    """A finished tiny run (both stages) made by `train.py` in a subprocess, once per test session
+    (also under pytest-xdist): started at collection, waited for here. Read it only: copy it to
+    change it."""
+    import time
+
+    shared = _shared_dir(pytestconfig)
+    rc, deadline = shared / "tiny_run.rc", time.time() + 900
+    while not rc.is_file() or not rc.read_text().strip():
+        assert time.time() < deadline, "the tiny run did not finish in 15 minutes"
+        time.sleep(0.2)
+    if rc.read_text().strip() != "0":
+        pytest.fail("train.py failed for the tiny run:\n" + (shared / "tiny_run.log").read_text()[-3000:])
+    return shared / "tiny_run"
 
 
 @pytest.fixture

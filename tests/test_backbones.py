@@ -52,5 +52,5 @@ def test_user_softmax_classifier_gives_logits_and_named_layer():
 
 
 def test_unknown_arch():
-    with pytest.raises(ConfigError, match="Unknown arch 'vgg'"):
+    with pytest.raises(ConfigError, match=r"BackboneConfig.arch must be one of \['resnet18', 'resnet34', 'densenet'\]"):
         build_classifier(BackboneConfig("vgg"), (28, 28, 1), 10)

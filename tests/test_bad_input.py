@@ -185,11 +185,11 @@ def test_full_disk_during_export(run_copy, monkeypatch, capsys):
     assert export_main(["--run", str(run_copy), "--no-tflite"]) == 0
     before = (run_copy / "export" / "export_info.json").read_text()
 
-    def no_space(self, data):
+    def no_space(self, data, *args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device", str(self))
 
-    monkeypatch.setattr(Path, "write_bytes", no_space)
-    assert export_main(["--run", str(run_copy)]) == 2  # TFLite files are written with write_bytes
+    monkeypatch.setattr(Path, "write_text", no_space)  # export_info.json, the export's last file
+    assert export_main(["--run", str(run_copy), "--no-tflite"]) == 2
     monkeypatch.undo()
     out = capsys.readouterr().out
     assert "No space left on device" in out and "earlier results are untouched" in out

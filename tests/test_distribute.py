@@ -71,7 +71,8 @@ def test_two_workers_train_bal_to_identical_weights_and_the_single_worker_loss_c
 
 def test_train_py_with_two_workers_runs_both_stages(provisioned_data_dir, tmp_path):
     run_dir = tmp_path / "run"
-    command = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "gan.epochs=2")
+    command = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "classifier.epochs=1",
+                            "gan.epochs=2")
     command += ["--strategy", "multiworker"]
     chief_out, worker_out = start_workers(lambda index: command)
     assert "2 replicas (multiworker)" in chief_out

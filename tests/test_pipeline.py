@@ -41,7 +41,7 @@ def evaluated_run(worked_run):
 def exported_run(worked_run):
     # Uniform noise: even this tiny model ranks it far from chance (the AUROC of MNIST vs
     # Fashion-MNIST would be ~0.5 here, where a broken int8 model could not be told apart).
-    assert export_main(["--run", str(worked_run), "--parity-ood", "uniform_noise"]) == 0
+    assert export_main(["--run", str(worked_run), "--parity-ood", "uniform_noise", "--parity-ood-images", "500"]) == 0
     return worked_run
 
 
@@ -79,6 +79,7 @@ def test_detector_scores_images(tiny_run, provisioned_data_dir):
     np.testing.assert_allclose(out["score"], out["p1"] * out["p2"], rtol=1e-5)
 
 
+@pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
 def test_evaluate_cli_writes_tables(evaluated_run):
     run_dir = evaluated_run
     results = json.loads((run_dir / "eval" / "results.json").read_text())
@@ -90,6 +91,7 @@ def test_evaluate_cli_writes_tables(evaluated_run):
     assert "ID is the positive class" in (run_dir / "eval" / "results.md").read_text()
 
 
+@pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
 def test_evaluate_detector_and_saved_model_give_the_same_bal_scores(evaluated_run, exported_run):
     """One Eq. 2 (bal_tf.scoring): the tables' BAL scores are the shipped detector's."""
     import tensorflow as tf
@@ -162,7 +164,8 @@ def test_two_dimensional_feature_layer_gets_confidence_maps(provisioned_data_dir
     run_dir = tmp_path / "run2d"
     args = ["--id", "mnist", "--scale", "cpu", "--run-dir", str(run_dir), "--quiet",
             "--data-dir", provisioned_data_dir,
-            *tiny_settings("backbone.feature_dim=2", "gan.epochs=1", "classifier.epochs=1")]
+            *tiny_settings("backbone.feature_dim=2", "gan.epochs=1", "classifier.epochs=1",
+                           "classifier.max_train_examples=256", "data.max_test_examples=200")]
     assert pipeline.main(args) == 0
     assert evaluate.main(["--run", str(run_dir), "--ood", "fashion_mnist", "--limit", "100", "--quiet",
                           "--no-odin"]) == 0
@@ -172,6 +175,7 @@ def test_two_dimensional_feature_layer_gets_confidence_maps(provisioned_data_dir
     assert list((run_dir / "logs" / "eval").glob("events.out.tfevents*"))
 
 
+@pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
 def test_export_command_on_a_trained_run(exported_run):
     run_dir = exported_run
     info = json.loads((run_dir / "export" / "export_info.json").read_text())

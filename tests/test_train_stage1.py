@@ -1,4 +1,4 @@
-"""Stage 1 on a tiny MNIST subset with a narrow backbone: resume, CLI errors, mock CIFAR."""
+"""Stage 1 on a tiny MNIST subset with a narrow backbone: resume, CLI errors, a missing dataset."""
 
 import json
 import os
@@ -10,7 +10,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-import tensorflow_datasets as tfds
 
 from bal_tf import classifier as classifier_lib
 from bal_tf import pipeline
@@ -56,7 +55,7 @@ class RecordEpochs(keras.callbacks.Callback):
 def test_training_resumes_after_an_interruption(provisioned_data_dir, tmp_path):
     """An interrupted run resumed with the same call ends with the weights of an uninterrupted
     run of the same seed (same batches, same optimizer state): also the determinism check."""
-    config = tiny_config(provisioned_data_dir, epochs=3)
+    config = tiny_config(provisioned_data_dir, epochs=2)
     run = open_run_dir(tmp_path / "run", config)
     with pytest.raises(KeyboardInterrupt):
         classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[stop_after_epoch(0)])
@@ -65,11 +64,11 @@ def test_training_resumes_after_an_interruption(provisioned_data_dir, tmp_path):
 
     recorder = RecordEpochs()
     model = classifier_lib.train_classifier(config, run, verbose=0, extra_callbacks=[recorder])
-    assert recorder.started == [1, 2]  # epoch 0 was not trained again
+    assert recorder.started == [1]  # epoch 0 was not trained again
     assert run.classifier_path.is_file()
     assert not (run.stage1_dir / "resume").exists()
     metrics = json.loads((run.stage1_dir / "metrics.json").read_text())
-    assert 0.0 <= metrics["test_accuracy"] <= 1.0 and metrics["epochs"] == 3
+    assert metrics["epochs"] == 2
     reloaded = classifier_lib.load_classifier(run.classifier_path)
     assert len(reloaded.weights) == len(model.weights)
 
@@ -114,47 +113,3 @@ def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
     assert "Dataset 'cifar10'" in result.stdout and "not prepared" in result.stdout
     assert "Epoch 1" not in result.stdout
     assert time.time() - start < 90
-
-
-def test_cifar10_densenet_end_to_end_on_mock_data(tmp_path, monkeypatch, capsys):
-    """The design card's headline command, `train.py --id cifar10 --arch densenet`, through both
-    stages, evaluate.py with an image-folder OOD set, and export, on tfds mock data (32x32x3)."""
-    import evaluate
-    import tensorflow as tf
-
-    from bal_tf.detector import BALDetector
-    from bal_tf.export import OUTPUT_KEYS
-    from tests.test_pipeline import export_main
-
-    monkeypatch.setenv("BAL_TF_ASSUME_ONLINE", "1")  # as on a machine with internet access
-    run_dir = tmp_path / "run"
-    args = ["--id", "cifar10", "--arch", "densenet", "--scale", "cpu", "--quiet", "--run-dir", str(run_dir),
-            "--data-dir", str(tmp_path / "tfds")]
-    for item in ["classifier.epochs=1", "classifier.batch_size=4", "backbone.width_multiplier=0.25",
-                 "gan.epochs=2", "gan.batch_size=4", "data.max_test_examples=8"]:
-        args += ["--set", item]
-    ood_dir = tmp_path / "ood_images"
-    ood_dir.mkdir()
-    rng = np.random.default_rng(0)
-    for i in range(6):  # another size, as user folders are: converted to 32x32x3
-        tf.io.write_file(str(ood_dir / f"{i}.png"), tf.io.encode_png(rng.integers(0, 256, (40, 40, 3), np.uint8)))
-    with tfds.testing.mock_data(num_examples=16):
-        assert pipeline.main(args) == 0
-        out = capsys.readouterr().out
-        assert "preset 'cifar10-densenet-cpu'" in out and "training densenet" in out and "stage 2: done" in out
-        assert evaluate.main(["--run", str(run_dir), "--ood-dir", str(ood_dir), "--quiet", "--no-odin",
-                              "--no-plots"]) == 0
-        results = json.loads((run_dir / "eval" / "results.json").read_text())
-        assert {row["ood"] for row in results["rows"]} == {f"folder:{ood_dir}"}
-        assert {"bal", "max_softmax", "knn"} <= {row["method"] for row in results["rows"]}
-        assert export_main(["--run", str(run_dir), "--no-tflite"]) == 0
-    info = json.loads((run_dir / "export" / "export_info.json").read_text())
-    assert info["input"]["shape"] == [None, 32, 32, 3] and info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
-    images = rng.integers(0, 256, (5, 32, 32, 3), np.uint8)
-    served = tf.saved_model.load(str(run_dir / "export" / "saved_model")).signatures["serving_default"]
-    outputs = {k: v.numpy() for k, v in served(images=tf.constant(images)).items()}
-    assert set(outputs) == set(OUTPUT_KEYS) and all(v.shape == (5,) for v in outputs.values())
-    assert set(outputs["class"]) <= set(range(10))
-    expected = BALDetector.load(run_dir / "detector.keras").predict(images)
-    np.testing.assert_allclose(outputs["log_score"], expected["log_score"], atol=1e-5)
-    np.testing.assert_array_equal(outputs["is_ood"], expected["log_score"] < info["log_threshold"])
