@@ -3,7 +3,8 @@
 
     python benchmarks/export_latency.py --run runs/mnist-cpu-seed0 [--rounds 30 --calls 10]
 
-Needs `python export/export_model.py --run RUN` first. Goal: BAL adds at most 5% to the
+Needs `python export/export_model.py --run RUN` first (or `--xla all --out DIR` for the
+XLA-compiled graph, then `--saved-model DIR/saved_model` here). Goal: BAL adds at most 5% to the
 backbone's latency. Two measurements per batch size (1 and 256):
 
 * ``ratio``: exported graph / backbone (the classifier as a tf.function). The two are timed in
@@ -89,8 +90,18 @@ def main(argv=None):
     parser.add_argument("--saved-model", type=Path, help="another export of the run (default: RUN/export/saved_model)")
     parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--calls", type=int, default=10, help="calls per round at batch 1 (batch 256: a fifth)")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
     args = parser.parse_args(argv)
-    print(json.dumps(export_latency(args.run, args.rounds, args.calls, args.saved_model), indent=2))
+    import subprocess
+
+    results = export_latency(args.run, args.rounds, args.calls, args.saved_model)
+    results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                       capture_output=True, text=True).stdout.strip()
+    results["command"] = "python benchmarks/export_latency.py " + " ".join(argv or __import__("sys").argv[1:])
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
 
 
 if __name__ == "__main__":
