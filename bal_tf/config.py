@@ -77,11 +77,19 @@ class BackboneConfig(_ChoicesChecked):
         width_multiplier: scales every convolution's channel count (1.0 = the paper's size).
         feature_dim: if set, an extra Dense layer of this size becomes the penultimate layer
             (the paper's Table 3 varies it from 2 to 1024; its Figure 4 uses 2 and 3).
+        densenet_depth: DenseNet-BC's depth, 6n + 4 (the paper's 100; smaller for smoke tests).
     """
 
     arch: Arch = "resnet18"
     width_multiplier: float = 1.0
     feature_dim: int | None = None
+    densenet_depth: int = 100
+
+    def __post_init__(self):
+        super().__post_init__()
+        if self.densenet_depth < 10 or (self.densenet_depth - 4) % 6:
+            raise errors.ConfigError(f"backbone.densenet_depth must be 6n + 4 with n >= 1 (the paper: 100). "
+                                     f"Received: {self.densenet_depth}")
 
 
 @dataclasses.dataclass
@@ -334,6 +342,7 @@ def _coerce(hint, value, path):
 # ---------------------------------------------------------------------------------------------
 
 MNIST_FAMILY = ("mnist", "fashion_mnist")
+VALIDATION_ID_CLASSES = (4, 5, 6, 7, 8, 9)
 RGB_ID_SETS = ("cifar10", "cifar100", "svhn")
 
 
@@ -375,6 +384,10 @@ def _build_presets() -> dict[str, typing.Callable[[], RunConfig]]:
         # Held-out-class protocols: classes 0-5 are ID, 6-9 are OOD (never trained on).
         presets[f"{dataset}-0to5"] = (dataset, "resnet18", _held_out(_paper))
         presets[f"{dataset}-0to5-cpu"] = (dataset, "resnet18", _held_out(_cpu))
+        # The validation protocol's partition (bal_tf.validation): classes 4-9 are ID, and 0-3
+        # of the training split's held-out part are its near-OOD set. Never a test protocol.
+        presets[f"{dataset}-4to9"] = (dataset, "resnet18", _held_out(_paper, VALIDATION_ID_CLASSES))
+        presets[f"{dataset}-4to9-cpu"] = (dataset, "resnet18", _held_out(_cpu, VALIDATION_ID_CLASSES))
     for dataset in RGB_ID_SETS:
         for arch in ("resnet34", "densenet"):
             presets[f"{dataset}-{arch}"] = (dataset, arch, _paper)

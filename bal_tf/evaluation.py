@@ -76,6 +76,12 @@ class MethodScorer:
             out["bal"], out["bal_p2_only"] = bal["log_score"], bal["d_logit"]
         if self.discriminators["bal_last"] is not None:
             out["bal_last"] = scoring.log_score(self.discriminators["bal_last"], f, logits)
+        return {**out, **self.baseline_scores(feature_set)}
+
+    def baseline_scores(self, feature_set) -> dict[str, np.ndarray]:
+        """Every feature-based baseline's scores (ODIN, on images, is scored apart)."""
+        f, logits = feature_set.features, feature_set.logits
+        out = {}
         out["max_softmax"] = baselines.log_max_softmax(logits)
         out["max_logit"] = baselines.max_logit(logits)
         out["energy"] = baselines.energy(logits)

@@ -67,5 +67,7 @@ if [[ ! -d /usr/share/datasets/fashion-mnist ]]; then
   fi
 fi
 echo "setup: provisioning MNIST and Fashion-MNIST for tfds (first time: about a minute)"
-.venv/bin/python -m bal_tf.data.provision
+# (TensorFlow imported quietly first: its C++ log lines are not setup's news.)
+.venv/bin/python -c "from bal_tf.console import quiet_tensorflow; quiet_tensorflow()
+from bal_tf.data.provision import main; raise SystemExit(main())"
 echo "setup: done"

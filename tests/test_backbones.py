@@ -54,3 +54,14 @@ def test_user_softmax_classifier_gives_logits_and_named_layer():
 def test_unknown_arch():
     with pytest.raises(ConfigError, match=r"BackboneConfig.arch must be one of \['resnet18', 'resnet34', 'densenet'\]"):
         build_classifier(BackboneConfig("vgg"), (28, 28, 1), 10)
+
+
+def test_densenet_depth_is_configurable_and_checked():
+    from bal_tf.config import get_preset
+
+    shallow = build_classifier(BackboneConfig("densenet", 0.25, densenet_depth=16), (32, 32, 3), 10)
+    full = build_classifier(BackboneConfig("densenet", 0.25), (32, 32, 3), 10)
+    convs = lambda model: sum(isinstance(layer, keras.layers.Conv2D) for layer in model.layers)  # noqa: E731
+    assert convs(shallow) == 1 + 3 * 2 * 2 + 2 and convs(full) == 1 + 3 * 16 * 2 + 2  # stem, blocks, transitions
+    with pytest.raises(ConfigError, match="densenet_depth must be 6n \\+ 4"):
+        get_preset("cifar10-densenet-cpu").with_overrides(["backbone.densenet_depth=17"])

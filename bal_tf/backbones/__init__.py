@@ -24,7 +24,7 @@ LOGITS_LAYER = "logits"
 BACKBONES = {
     "resnet18": functools.partial(resnet_features, depth_name="resnet18"),
     "resnet34": functools.partial(resnet_features, depth_name="resnet34"),
-    "densenet": functools.partial(densenet_features, depth=100, growth_rate=12),
+    "densenet": functools.partial(densenet_features, growth_rate=12),  # depth: BackboneConfig
 }
 
 
@@ -48,7 +48,8 @@ def build_classifier(
         raise ConfigError(f"width_multiplier must be > 0. Received: {config.width_multiplier}")
     inputs = keras.Input(shape=input_shape, name="image")
     x = layers.Rescaling(1.0 / 255.0, name="scale")(inputs)
-    pooled = BACKBONES[config.arch](x, width_multiplier=config.width_multiplier)
+    extra = {"depth": config.densenet_depth} if config.arch == "densenet" else {}
+    pooled = BACKBONES[config.arch](x, width_multiplier=config.width_multiplier, **extra)
     if config.feature_dim:
         # A linear bottleneck, as in the paper's Table 3 / Figure 4 (2 or 3 neurons for plots).
         features = layers.Dense(config.feature_dim, name=FEATURE_LAYER)(pooled)

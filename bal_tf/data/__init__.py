@@ -3,6 +3,7 @@
 from bal_tf.data.datasets import (
     DATASETS,
     HELD_OUT_CLASSES,
+    HELD_OUT_CLASSES_VALIDATION,
     MNIST_SHAPE,
     NOISE_SETS,
     RGB_SHAPE,
@@ -23,7 +24,7 @@ from bal_tf.data.datasets import (
 from bal_tf.data.idx import read_idx
 
 __all__ = [
-    "DATASETS", "HELD_OUT_CLASSES", "load_id_split", "load_ood_set", "run_classes", "MNIST_SHAPE", "NOISE_SETS", "RGB_SHAPE", "DatasetSpec", "convert_image",
+    "DATASETS", "HELD_OUT_CLASSES", "HELD_OUT_CLASSES_VALIDATION", "load_id_split", "load_ood_set", "run_classes", "MNIST_SHAPE", "NOISE_SETS", "RGB_SHAPE", "DatasetSpec", "convert_image",
     "dataset_spec", "ensure_prepared", "id_num_classes", "load_dataset", "load_image_folder",
     "noise_dataset", "read_idx", "to_numpy", "train_holdout_splits",
 ]

@@ -257,6 +257,9 @@ def select_classes(dataset: tf.data.Dataset, classes: list[int], relabel: bool =
 
 
 HELD_OUT_CLASSES = "held_out_classes"
+# The validation protocol's counterpart (bal_tf.validation): the classes a run never trained on,
+# taken from the held-out part of the *training* split. The test split is never read for it.
+HELD_OUT_CLASSES_VALIDATION = "held_out_classes_validation"
 
 
 def run_classes(data_config) -> list[int] | None:
@@ -280,13 +283,14 @@ def load_id_split(data_config, split: str, limit: int | None = None) -> tf.data.
 def load_ood_set(name: str, data_config, limit: int | None = None, seed: int = 0) -> tf.data.Dataset:
     """An OOD set in the run's image shape; ``held_out_classes`` is the test split of the ID
     dataset's classes the run never trained on."""
-    if name == HELD_OUT_CLASSES:
+    if name in (HELD_OUT_CLASSES, HELD_OUT_CLASSES_VALIDATION):
         classes = run_classes(data_config)
         if classes is None:
-            raise InputError(f"{HELD_OUT_CLASSES!r} needs a run trained on some classes only "
+            raise InputError(f"{name!r} needs a run trained on some classes only "
                              "(data.id_classes, e.g. --preset mnist-0to5-cpu).")
         rest = [c for c in range(id_num_classes(data_config.id_dataset)) if c not in classes]
-        return load_dataset(data_config.id_dataset, "test", data_dir=data_config.data_dir, limit=limit,
+        split = "test" if name == HELD_OUT_CLASSES else train_holdout_splits(data_config.holdout_percent)[1]
+        return load_dataset(data_config.id_dataset, split, data_dir=data_config.data_dir, limit=limit,
                             classes=rest, relabel=False)
     shape = dataset_spec(data_config.id_dataset).image_shape
     return load_dataset(name, "test", data_dir=data_config.data_dir, image_shape=shape, limit=limit, seed=seed)

@@ -1,0 +1,107 @@
+#!/usr/bin/env python
+"""The sweep tool of the validation protocol (bal_tf/validation.py): it prints validation
+metrics only, never a test OOD set's.
+
+For each run, variant and GAN seed: train BAL's GAN on the run's cached features (checkpoint
+selection as configured), then score held-out ID data against each validation family with
+BAL's p1 * p2 (selected and last checkpoint) and with every feature-based baseline of
+evaluate.py on the same backbone. Prints a table per run (mean ± sample std over seeds) with
+BAL's rank among the methods, and appends JSON lines to --out.
+
+    python benchmarks/validate.py --run runs/mnist-cpu-seed0 --run runs/mnist-4to9-cpu-seed0 \\
+        --seeds 0 1 2 --variant default --variant gan.d_ema_decay=0 --out validation.jsonl
+"""
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from tables import SPREAD_LABEL, markdown_table, mean_std
+
+
+def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides: list[str] = (),
+                 families: list[str] | None = None) -> list[dict]:
+    """Records: one per baseline, then one per (variant, seed); metrics per validation family."""
+    from bal_tf import validation
+    from bal_tf.evaluation import MethodScorer
+    from bal_tf.features import RunFeatures
+    from bal_tf.run_dir import RunDir
+    from bal_tf.train_bal import train_bal
+
+    run = RunDir(Path(run_dir))
+    base = run.load_config()
+    features = RunFeatures(base, run, progress=False)
+    sets = validation.validation_sets(features, families, seed=base.seed)
+    train = features.split("train")
+    scorer = MethodScorer(run, train, features.classifier, seed=base.seed)
+    records = [{"run": str(run.root), "method": method, "variant": "-", "seed": base.seed, "validation": values}
+               for method, values in validation.baseline_metrics(scorer, sets).items()]
+    for variant in variants:
+        variant_overrides = list(overrides) + ([] if variant == "default" else variant.split(","))
+        config = base.with_overrides(variant_overrides)
+        selection_data = RunFeatures(config, run, progress=False).selection_data()
+        for seed in seeds:
+            start = time.time()
+            result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
+            for method, discriminator in (("bal", result.discriminator), ("bal_last", result.last_discriminator)):
+                records.append({"run": str(run.root), "method": method, "variant": variant,
+                                "overrides": variant_overrides, "seed": seed,
+                                "selected_epoch": result.selected_epoch, "seconds": round(time.time() - start, 1),
+                                "validation": validation.bal_metrics(discriminator, sets)})
+    return records
+
+
+def summary_table(records: list[dict]) -> str:
+    """Rows: baselines and BAL per variant; columns: AUROC per family and BAL's rank."""
+    from bal_tf.validation import SEEN_TEST_CELLS
+
+    families = list(records[0]["validation"])
+    rows, means = [], {}
+    groups = {}
+    for record in records:
+        groups.setdefault((record["method"], record["variant"]), []).append(record)
+    for (method, variant), group in groups.items():
+        name = method if variant == "-" else f"{method} [{variant}]"
+        means[name] = {f: np.mean([100 * r["validation"][f]["auroc"] for r in group]) for f in families}
+        rows.append([name, len(group)] + [mean_std([100 * r["validation"][f]["auroc"] for r in group])
+                                          for f in families])
+    baselines = [n for n in means if "[" not in n]
+    for row in rows:
+        if "[" in row[0]:  # BAL's rank among the baselines, per family, by mean AUROC
+            ranked = {f: 1 + sum(means[b][f] > means[row[0]][f] for b in baselines) for f in families}
+            row.append(", ".join(f"{ranked[f]}" for f in families))
+        else:
+            row.append("")
+    header = ["method", "seeds"] + [f + (f" (seen: {SEEN_TEST_CELLS[f]})" if f in SEEN_TEST_CELLS else "")
+                                    for f in families] + ["BAL's rank per family"]
+    return (f"Validation AUROC in %, held-out ID vs each family; {SPREAD_LABEL.format(n='the listed')}.\n"
+            + markdown_table(header, rows))
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", action="append", type=Path, required=True, help="a run with stage 1 done")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="GAN seeds")
+    parser.add_argument("--variant", action="append", default=[],
+                        help="'default' or comma-separated gan.field=value overrides (repeatable)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[],
+                        help="gan.field=value applied to every variant")
+    parser.add_argument("--family", action="append", help="validation families (default: all that apply)")
+    parser.add_argument("--out", type=Path, help="JSON lines output (appended)")
+    args = parser.parse_args(argv)
+    from bal_tf.console import quiet_tensorflow
+
+    quiet_tensorflow()
+    for run in args.run:
+        records = validate_run(run, args.variant or ["default"], args.seeds, args.overrides, args.family)
+        if args.out:
+            with open(args.out, "a") as handle:
+                handle.writelines(json.dumps(r) + "\n" for r in records)
+        print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
+
+
+if __name__ == "__main__":
+    main()
