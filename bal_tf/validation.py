@@ -12,7 +12,9 @@ the ID *training* split (``RUN/features/holdout.npz``, never trained on). The OO
 | ``invert`` | held-out ID images, 255 - x | far: the intensity histogram reversed | none |
 | ``held_out_classes_validation`` | the classes outside ``data.id_classes``, from the held-out part of the training split (a run trained on a validation partition, e.g. ``mnist-4to9-cpu``) | near | the held-out-class test protocols use another partition (0-5 vs 6-9) and the test split |
 
-Every method of evaluate.py that works on features is scored (ODIN needs input gradients and is
+The ID side is shared with checkpoint selection (both use the held-out part); the corrupted
+images are not: validation corrupts the last 2,000 held-out images with another seed, selection
+the first 2,000. Every method of evaluate.py that works on features is scored (ODIN needs input gradients and is
 left out), so a sweep shows where BAL ranks on validation data, never on test data.
 """
 
@@ -28,6 +30,7 @@ from bal_tf.errors import ConfigError
 from bal_tf.features import FeatureSet
 
 IMAGES_PER_FAMILY = 2000
+VALIDATION_SEED_OFFSET = 7919
 
 
 def rotate90(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -79,7 +82,11 @@ def validation_sets(features, families=None, seed: int = 0) -> ValidationSets:
     holdout = features.split("holdout")
     if len(holdout) == 0:
         raise ConfigError("The validation protocol needs held-out ID data: data.holdout_percent is 0.")
-    images = features.holdout_images(IMAGES_PER_FAMILY)
+    # Not checkpoint selection's images: selection corrupts the first 2,000 held-out images with
+    # the run's seed; validation the last 2,000 (disjoint when the held-out part has >= 4,000,
+    # e.g. MNIST's 6,000) with another seed.
+    images = features.holdout_images()[-IMAGES_PER_FAMILY:]
+    seed = seed + VALIDATION_SEED_OFFSET
     ood = {}
     for family in families:
         if family == HELD_OUT_CLASSES_VALIDATION:

@@ -65,3 +65,19 @@ def test_validation_reads_no_test_data(tiny_run, monkeypatch):
 def test_held_out_classes_validation_needs_a_partial_run():
     with pytest.raises(Exception, match="needs a run trained on some classes only"):
         load_ood_set(HELD_OUT_CLASSES_VALIDATION, get_preset("mnist-cpu").data)
+
+
+def test_validation_images_are_not_checkpoint_selections(tiny_run):
+    from bal_tf import selection
+    from bal_tf.features import RunFeatures
+    from bal_tf.run_dir import RunDir
+
+    run = RunDir(tiny_run)
+    features = RunFeatures(run.load_config(), run, progress=False)
+    features.cache.writable = False
+    held_out = features.holdout_images()
+    for family in ("pixel_permutation", "patch_shuffle", "noise_blobs"):
+        chosen = selection.synthetic_images(family, held_out[:selection.SYNTHETIC_IMAGES_PER_FAMILY], seed=0)
+        validated = validation.validation_images(family, held_out[-validation.IMAGES_PER_FAMILY:],
+                                                 seed=validation.VALIDATION_SEED_OFFSET)
+        assert not np.array_equal(chosen, validated), family
