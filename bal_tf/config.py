@@ -19,11 +19,13 @@ from bal_tf import errors
 
 # The allowed values of the enum-like fields: typed as Literal, checked when a config is parsed
 # (JSON, presets, --set), so a typo fails before any training and lists the choices.
-Arch = typing.Literal["resnet18", "resnet34", "densenet"]
+Arch = typing.Literal["resnet18", "resnet34", "densenet", "cnn"]
 LRSchedule = typing.Literal["cosine", "constant"]
 LabelConditioning = typing.Literal["concat", "projection"]
 GeneratorOutput = typing.Literal["auto", "relu", "linear"]
 TrivialSampling = typing.Literal["uniform", "gaussian"]
+ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
+DiscriminatorInput = typing.Literal["raw", "standardized"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
 SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs",
@@ -73,7 +75,8 @@ class BackboneConfig(_ChoicesChecked):
     """The classifier H = head(h(x)).
 
     Attributes:
-        arch: ``resnet18``, ``resnet34`` or ``densenet`` (DenseNet-BC-100, k=12).
+        arch: ``resnet18``, ``resnet34`` or ``densenet`` (DenseNet-BC-100, k=12): the paper's;
+            ``cnn``: a plain conv-pool-dropout-dense CNN (not the paper's; a user's kind).
         width_multiplier: scales every convolution's channel count (1.0 = the paper's size).
         feature_dim: if set, an extra Dense layer of this size becomes the penultimate layer
             (the paper's Table 3 varies it from 2 to 1024; its Figure 4 uses 2 and 3).
@@ -141,10 +144,20 @@ class GANConfig(_ChoicesChecked):
             (Eq. 11), switchable for the Table 1 ablation.
         trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5) or ``gaussian`` (per-class
             diagonal Gaussians fitted on the training features; Table 3's alternative).
+        shell_sampling: extra negatives from the low-density region of each class, labelled
+            with that class (an REM option; ``none`` = the paper): ``gaussian_tail`` (the tail of
+            the per-class diagonal Gaussian, as VOS samples) or ``radial`` (the class's own
+            features pushed away from its mean). See ``sampling.sample_class_shell``.
+        shell_radius: ``[low, high]``: how far out, in units of the class's median radius.
+        shell_weight: weight of the shell negatives in L_u (beside lambda_c's trivial ones).
+        discriminator_input: ``raw`` features, or ``standardized`` by a fixed layer holding the
+            training features' per-dimension mean and variance (saved and exported with D).
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
             paper's box of Eqs. 4-5).
         d_ema_decay: if > 0, score and select with an exponential moving average of D's
             weights (this decay per step); 0 scores with D itself.
+        d_ema_bias_correction: debias that average as Adam does (no weight on D's random
+            initialization); without it the early epochs' average is mostly the initialization.
         generator_loss: ``saturating`` (Eq. 12 as written: minimize log(1 - D)) or
             ``non_saturating`` (maximize log D, Goodfellow et al.'s usual fix).
         selection: ``synthetic`` (keep the epoch that scores best on held-out ID features vs
@@ -174,8 +187,13 @@ class GANConfig(_ChoicesChecked):
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
     trivial_sampling: TrivialSampling = "uniform"
+    shell_sampling: ShellSampling = "none"
+    shell_radius: list[float] = dataclasses.field(default_factory=lambda: [1.5, 4.0])
+    shell_weight: float = 1.0
+    discriminator_input: DiscriminatorInput = "raw"
     box_margin: float = 0.0
     d_ema_decay: float = 0.999
+    d_ema_bias_correction: bool = False
     generator_loss: GeneratorLoss = "saturating"
     selection: Selection = "synthetic"
     synthetic_families: list[SyntheticFamily] = dataclasses.field(
@@ -357,7 +375,10 @@ def _paper(id_dataset: str, arch: str) -> RunConfig:
 
 def _cpu(id_dataset: str, arch: str) -> RunConfig:
     config = _paper(id_dataset, arch)
-    if id_dataset in MNIST_FAMILY:
+    if arch == "cnn":
+        # Full width (it is small): about 20 s per MNIST epoch on 2 cores.
+        config.classifier.epochs = 8
+    elif id_dataset in MNIST_FAMILY:
         # 1/4-width ResNet-18: ~80 s per MNIST epoch on 2 cores, >= 99% test accuracy in 4 epochs.
         config.backbone.width_multiplier = 0.25
         config.classifier.epochs = 4
@@ -388,6 +409,11 @@ def _build_presets() -> dict[str, typing.Callable[[], RunConfig]]:
         # of the training split's held-out part are its near-OOD set. Never a test protocol.
         presets[f"{dataset}-4to9"] = (dataset, "resnet18", _held_out(_paper, VALIDATION_ID_CLASSES))
         presets[f"{dataset}-4to9-cpu"] = (dataset, "resnet18", _held_out(_cpu, VALIDATION_ID_CLASSES))
+        # The second architecture of the test protocols: a plain CNN (backbones/plain_cnn.py).
+        for scale, builder in (("", _paper), ("-cpu", _cpu)):
+            presets[f"{dataset}-cnn{scale}"] = (dataset, "cnn", builder)
+            presets[f"{dataset}-0to5-cnn{scale}"] = (dataset, "cnn", _held_out(builder))
+            presets[f"{dataset}-4to9-cnn{scale}"] = (dataset, "cnn", _held_out(builder, VALIDATION_ID_CLASSES))
     for dataset in RGB_ID_SETS:
         for arch in ("resnet34", "densenet"):
             presets[f"{dataset}-{arch}"] = (dataset, arch, _paper)
@@ -425,8 +451,8 @@ def preset_name(id_dataset: str, arch: str | None = None, scale: str = "auto") -
 
     Args:
         id_dataset: ``mnist``, ``fashion_mnist``, ``cifar10``, ``cifar100`` or ``svhn``.
-        arch: ``resnet18`` for the MNIST family (the paper's only choice there); ``resnet34``
-            (default) or ``densenet`` for the RGB sets.
+        arch: ``resnet18`` for the MNIST family (the paper's only choice there) or ``cnn`` (a
+            plain CNN, not the paper's); ``resnet34`` (default) or ``densenet`` for the RGB sets.
         scale: ``paper``, ``cpu``, or ``auto`` (paper on a machine with a GPU, cpu otherwise).
     """
     if scale not in ("auto", "paper", "cpu"):
@@ -434,12 +460,12 @@ def preset_name(id_dataset: str, arch: str | None = None, scale: str = "auto") -
     if scale == "auto":
         scale = "paper" if gpu_available() else "cpu"
     if id_dataset in MNIST_FAMILY:
-        if arch not in (None, "resnet18"):
+        if arch not in (None, "resnet18", "cnn"):
             raise errors.ConfigError(
-                f"The paper uses ResNet-18 for {id_dataset}; presets exist only for it. "
+                f"Presets for {id_dataset} use resnet18 (the paper's) or cnn (a plain CNN). "
                 f"Received: arch={arch!r} (use --set backbone.arch=... to override a preset)"
             )
-        name = id_dataset
+        name = id_dataset if arch in (None, "resnet18") else f"{id_dataset}-{arch}"
     elif id_dataset in RGB_ID_SETS:
         arch = arch or "resnet34"
         if arch not in ("resnet34", "densenet"):

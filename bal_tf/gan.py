@@ -32,20 +32,27 @@ def build_generator(latent_dim: int, num_classes: int, feature_dim: int, units=(
 
 
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
-                        conditioning: str = "concat") -> keras.Model:
+                        conditioning: str = "concat", feature_mean=None, feature_variance=None) -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
         ``concat``: the one-hot label is appended to f before the first layer (the simplest
             cGAN form; best in 3/3 seeds of the feasibility run, see docs/DESIGN.md).
         ``projection``: logit = w . phi(f) + embed(c) . phi(f) (Miyato & Koyama, 2018).
+    feature_mean / feature_variance: if given, f is standardized by a fixed layer first
+        (``discriminator_input="standardized"``): D sees every dimension at unit scale.
     """
     feature = keras.Input((feature_dim,), name="feature")
     label = keras.Input((), dtype="int32", name="label")
+    f = feature
+    if feature_mean is not None:
+        f = layers.Normalization(mean=np.asarray(feature_mean, np.float32),
+                                 variance=np.asarray(feature_variance, np.float32) + 1e-6,
+                                 name="standardize")(feature)
     if conditioning == "concat":
-        x = layers.Concatenate(name="feature_and_label")([feature, OneHot(num_classes, name="one_hot")(label)])
+        x = layers.Concatenate(name="feature_and_label")([f, OneHot(num_classes, name="one_hot")(label)])
     elif conditioning == "projection":
-        x = feature
+        x = f
     else:
         raise ConfigError(f"label_conditioning must be concat or projection. Received: {conditioning!r}")
     for i, width in enumerate(units):
@@ -95,13 +102,13 @@ class BoundaryAwareGAN(keras.Model):
         discriminator: ``[feature, label] -> logit``.
         num_classes: K.
         config: the GAN section of the run config (losses, eps, lambdas, sampling).
-        class_means / class_stds: ``[K, m]`` statistics of the training features, used only when
-            ``config.trivial_sampling == "gaussian"``.
+        statistics: ``sampling.ClassStatistics`` of the training features, used by
+            ``trivial_sampling="gaussian"`` and ``shell_sampling``.
         seed: seed of the model's own ``SeedGenerator``.
     """
 
     def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
-                 class_means=None, class_stds=None, seed: int = 0, **kwargs):
+                 statistics: sampling.ClassStatistics | None = None, seed: int = 0, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -109,11 +116,10 @@ class BoundaryAwareGAN(keras.Model):
         self.gan_config = config
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        if config.trivial_sampling == "gaussian":
-            if class_means is None or class_stds is None:
-                raise ConfigError("trivial_sampling='gaussian' needs class_means and class_stds.")
-            self.class_means = ops.convert_to_tensor(np.asarray(class_means, np.float32))
-            self.class_stds = ops.convert_to_tensor(np.asarray(class_stds, np.float32))
+        if (config.trivial_sampling == "gaussian" or config.shell_sampling != "none") and statistics is None:
+            raise ConfigError("trivial_sampling='gaussian' and shell_sampling need the class statistics "
+                              "(sampling.ClassStatistics.fit on the training features).")
+        self.statistics = statistics
         self.ema_discriminator = None
         if config.d_ema_decay > 0:
             # Polyak averaging of D's weights: the GAN game makes D's response off the data
@@ -123,7 +129,7 @@ class BoundaryAwareGAN(keras.Model):
             for weight in self.ema_discriminator.weights:
                 weight.trainable = False
         names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"]
+                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # G and D are built functional models: nothing is left to build (and fit under a
         # strategy would otherwise try to build it by calling it on features alone).
@@ -143,8 +149,19 @@ class BoundaryAwareGAN(keras.Model):
         """The D used for scoring: the weight average if ``d_ema_decay`` > 0, else D itself."""
         return self.ema_discriminator if self.ema_discriminator is not None else self.discriminator
 
-    def update_ema(self):
+    def ema_decay_now(self):
+        """This step's decay. With ``d_ema_bias_correction`` the average is Adam's debiased one,
+        m_t / (1 - decay^t) with m_0 = 0: step t's decay is decay (1 - decay^(t-1)) / (1 - decay^t),
+        so the average holds no trace of D's random initialization (uncorrected, about
+        exp(-t (1 - decay)) of it remains: 66% after 422 steps at 0.999)."""
         decay = self.gan_config.d_ema_decay
+        if not self.gan_config.d_ema_bias_correction:
+            return decay
+        step = ops.cast(self.d_optimizer.iterations, "float32")  # t: D's updates so far, this one included
+        return decay * (1.0 - decay ** (step - 1.0)) / (1.0 - decay ** step)
+
+    def update_ema(self):
+        decay = self.ema_decay_now()
         for average, weight in zip(self.ema_discriminator.weights, self.discriminator.weights):
             average.assign(decay * average + (1.0 - decay) * weight)
 
@@ -163,8 +180,15 @@ class BoundaryAwareGAN(keras.Model):
         if self.gan_config.trivial_sampling == "uniform":
             trivial = sampling.sample_uniform_box(features, batch, self.seed_generator, self.gan_config.box_margin)
         else:
-            trivial = sampling.sample_class_gaussian(labels, self.class_means, self.class_stds, self.seed_generator)
+            trivial = sampling.sample_class_gaussian(labels, self.statistics.means, self.statistics.stds,
+                                                     self.seed_generator)
         return trivial, labels
+
+    def sample_shell(self, features, labels):
+        """Negatives from each class's low-density region, labelled with the class (an REM option)."""
+        cfg = self.gan_config
+        return sampling.sample_class_shell(labels, self.statistics, cfg.shell_radius, self.seed_generator,
+                                           features=features, mode=cfg.shell_sampling)
 
     def sample_hard(self, num_samples):
         """RSM: hard OOD pairs <G(z', c), c> with z' from FGSM on the latent (Eq. 7)."""
@@ -196,6 +220,11 @@ class BoundaryAwareGAN(keras.Model):
         l_t = losses.vanilla_loss(real_logits, generated_logits)
         l_s = losses.shuffle_loss(real_logits, shuffled_logits)
         l_u = losses.uniform_loss(real_logits, trivial_logits, hard_logits, cfg.lambda_c, cfg.hard_weight)
+        shell_mean = ops.zeros(())
+        if cfg.shell_sampling != "none":
+            shell_logits = D(self.sample_shell(features, labels), labels)
+            l_u = l_u + cfg.shell_weight * losses.ood_loss(shell_logits)
+            shell_mean = ops.mean(ops.sigmoid(shell_logits))
         d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
                   + float(cfg.use_uniform_loss) * l_u)
         parts = {
@@ -205,6 +234,7 @@ class BoundaryAwareGAN(keras.Model):
             "d_trivial": ops.mean(ops.sigmoid(trivial_logits)),
             "d_generated": ops.mean(ops.sigmoid(generated_logits)),
             "d_hard": ops.mean(ops.sigmoid(hard_logits)),
+            "d_shell": shell_mean,
         }
         return d_loss, parts
 
@@ -254,13 +284,15 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
         output = "relu" if float(np.min(train_features)) >= 0.0 else "linear"
     keras.utils.set_random_seed(seed)
     generator = build_generator(config.latent_dim, num_classes, feature_dim, config.generator_units, output)
+    standardize = {}
+    if config.discriminator_input == "standardized":
+        standardize = {"feature_mean": train_features.mean(0), "feature_variance": train_features.var(0)}
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
-                                        config.label_conditioning)
-    means = stds = None
-    if config.trivial_sampling == "gaussian":
-        means = np.stack([train_features[train_labels == c].mean(0) for c in range(num_classes)])
-        stds = np.stack([train_features[train_labels == c].std(0) for c in range(num_classes)])
-    gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, means, stds, seed=seed)
+                                        config.label_conditioning, **standardize)
+    statistics = None
+    if config.trivial_sampling == "gaussian" or config.shell_sampling != "none":
+        statistics = sampling.ClassStatistics.fit(train_features, train_labels, num_classes)
+    gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),

@@ -27,7 +27,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--id", default="mnist", help="ID dataset: mnist, fashion_mnist, cifar10, "
                         "cifar100 or svhn (default: mnist)")
-    parser.add_argument("--arch", help="resnet18 (MNIST family); resnet34 or densenet (RGB sets)")
+    parser.add_argument("--arch", help="resnet18 or cnn (MNIST family; cnn is a plain CNN, not the paper's); "
+                        "resnet34 or densenet (RGB sets)")
     parser.add_argument("--scale", default="auto", choices=["auto", "paper", "cpu"],
                         help="paper-faithful preset or the narrower CPU preset; auto = paper "
                         "with a GPU, cpu without (default: auto)")

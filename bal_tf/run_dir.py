@@ -79,6 +79,9 @@ class RunDir:
 def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
     """Creates ``root`` with ``config.json``, or reopens it if its config is the same.
 
+    Before stage 2 has begun (no ``bal/``, no detector), the ``gan`` section may differ: the
+    config is updated, so a trained classifier can be reused with other GAN settings.
+
     Raises:
         ConfigError: ``root`` holds a run made with another config (the differing fields are
             listed); use another ``--run-dir`` or delete it.
@@ -87,8 +90,13 @@ def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
     if run.config_path.is_file():
         existing = run.load_config().to_dict()
         wanted = config.to_dict()
-        if existing != wanted:
-            diffs = sorted(_diff(existing, wanted))
+        diffs = sorted(_diff(existing, wanted))
+        stage2_begun = run.detector_path.exists() or (run.bal_dir.is_dir() and any(run.bal_dir.iterdir()))
+        if diffs and all(d.startswith("gan.") for d in diffs) and not stage2_begun:
+            print(f"bal-tf: stage 2 has not begun in {run.root}: its GAN settings are updated "
+                  f"({', '.join(diffs)})")
+            config.to_json(run.config_path)
+        elif diffs:
             raise ConfigError(
                 f"Run directory {run.root} was made with another config (differs in "
                 f"{', '.join(diffs)}). Use another --run-dir, or delete it to start over."

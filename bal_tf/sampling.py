@@ -12,7 +12,10 @@ int), so runs are reproducible.
 
 from __future__ import annotations
 
+import dataclasses
+
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -50,6 +53,77 @@ def sample_class_gaussian(labels, class_means, class_stds, seed):
     means = ops.take(class_means, labels, axis=0)
     stds = ops.take(class_stds, labels, axis=0)
     return means + stds * keras.random.normal(ops.shape(means), seed=seed)
+
+
+@dataclasses.dataclass(frozen=True)
+class ClassStatistics:
+    """Per-class statistics of the ID training features, fixed before the GAN trains.
+
+    Attributes:
+        means / stds: ``[K, m]`` per-class mean and per-dimension standard deviation.
+        radii: ``[K]`` the median diagonal-Mahalanobis distance of class c's features to its mean
+            (||(f - mu_c) / sigma_c||): the unit in which shell negatives are placed.
+        floor: ``[m]`` the smallest value of each dimension over the training features (0 after
+            ReLU): negatives are clipped to it, so they never differ from ID by a sign alone.
+    """
+
+    means: np.ndarray
+    stds: np.ndarray
+    radii: np.ndarray
+    floor: np.ndarray
+
+    @classmethod
+    def fit(cls, features, labels, num_classes: int) -> "ClassStatistics":
+        features = np.asarray(features, np.float32)
+        labels = np.asarray(labels)
+        overall_mean, overall_std = features.mean(0), features.std(0) + 1e-6
+        means, stds, radii = [], [], []
+        for c in range(num_classes):
+            members = features[labels == c]
+            if len(members) < 2:  # a class without (enough) features: the overall statistics
+                members_mean, members_std = overall_mean, overall_std
+                radius = float(np.sqrt(features.shape[-1]))
+            else:
+                members_mean, members_std = members.mean(0), members.std(0) + 1e-6
+                radius = float(np.median(np.linalg.norm((members - members_mean) / members_std, axis=1)))
+            means.append(members_mean)
+            stds.append(members_std)
+            radii.append(radius)
+        return cls(np.stack(means).astype(np.float32), np.stack(stds).astype(np.float32),
+                   np.asarray(radii, np.float32), features.min(0).astype(np.float32))
+
+
+def sample_class_shell(labels, statistics: ClassStatistics, radius_range, seed, features=None,
+                       mode: str = "gaussian_tail"):
+    """Negatives from the low-density region of each class c (labelled c).
+
+    ``gaussian_tail``: mu_c + sigma_c * r * u, u uniform on the unit sphere and r uniform in
+        ``radius_range`` times class c's median Mahalanobis radius: the tail of the per-class
+        diagonal Gaussian beyond a likelihood level (VOS, Du et al. 2022, samples such tails).
+    ``radial``: mu_c + s * (f - mu_c) for the real features f of class c, s uniform in
+        ``radius_range``: the class's own points pushed outward, so the shell follows the class's
+        shape rather than a Gaussian's.
+
+    Both are clipped below at the features' floor (0 after ReLU).
+    """
+    labels = ops.cast(labels, "int32")
+    means = ops.take(ops.convert_to_tensor(statistics.means), labels, axis=0)
+    low, high = float(radius_range[0]), float(radius_range[1])
+    count = ops.shape(labels)[0]
+    scale = low + (high - low) * keras.random.uniform((count, 1), seed=seed)
+    if mode == "gaussian_tail":
+        stds = ops.take(ops.convert_to_tensor(statistics.stds), labels, axis=0)
+        radii = ops.take(ops.convert_to_tensor(statistics.radii), labels, axis=0)[:, None]
+        direction = keras.random.normal(ops.shape(means), seed=seed)
+        direction = direction / ops.maximum(ops.norm(direction, axis=1, keepdims=True), 1e-6)
+        shell = means + stds * (scale * radii) * direction
+    elif mode == "radial":
+        if features is None:
+            raise ValueError("sample_class_shell(mode='radial') needs the real features of the labels.")
+        shell = means + scale * (ops.convert_to_tensor(features) - means)
+    else:
+        raise ValueError(f"mode must be gaussian_tail or radial. Received: mode={mode!r}")
+    return ops.maximum(shell, ops.convert_to_tensor(statistics.floor))
 
 
 def random_labels(num_samples: int, num_classes: int, seed):

@@ -8,6 +8,8 @@ protocol, mean +- std over seeds, with BAL's rank, beside the paper's targets.
     python benchmarks/protocols.py --protocol offline-mnist --protocol offline-fashion_mnist \\
         --protocol heldout-mnist --protocol heldout-fashion_mnist --seeds 0 1 2 \\
         --runs-root runs --out docs/results/protocols.md
+    python benchmarks/protocols.py --arch resnet18 --arch cnn ... --json docs/results/protocols.json
+    python benchmarks/protocols.py --stages classifier ...  # stage 1 only (e.g. ahead of a GAN decision)
     python benchmarks/protocols.py --summarize-only ...   # tables from finished runs only
     # a variant: overrides for every run, run dirs named <preset>-<tag>-seed<N>
     python benchmarks/protocols.py --protocol offline-fashion_mnist --set classifier.epochs=16 --tag ep16 ...
@@ -18,6 +20,7 @@ offline protocols use Fashion-MNIST / MNIST alone.
 
 import argparse
 import json
+import os
 import platform
 import subprocess
 import sys
@@ -37,6 +40,10 @@ PROTOCOL_PRESETS = {
     "heldout-mnist": ("mnist-0to5", None),
     "heldout-fashion_mnist": ("fashion_mnist-0to5", None),
 }
+# Extra OOD sets scored on a protocol's runs, each its own cell (the issue's "uniform noise" cell).
+EXTRA_OOD = {"offline-mnist": ["uniform_noise"]}
+# arch -> preset infix: mnist-cpu (ResNet-18, the paper's) and mnist-cnn-cpu (a plain CNN).
+ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",
            "knn", "vim", "generalized_odin"]
 
@@ -45,27 +52,55 @@ def run_dir_name(preset: str, seed: int, tag: str | None) -> str:
     return f"{preset}-{tag}-seed{seed}" if tag else f"{preset}-seed{seed}"
 
 
-def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
-                 overrides: tuple[str, ...] = (), tag: str | None = None) -> Path:
+def preset_for(protocol: str, scale: str, arch: str = "resnet18") -> str:
     stem, _ = PROTOCOL_PRESETS[protocol]
-    preset = stem + ("-cpu" if scale == "cpu" else "")
+    return stem + ARCH_INFIX[arch] + ("-cpu" if scale == "cpu" else "")
+
+
+def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
+                 overrides: tuple[str, ...] = (), tag: str | None = None, arch: str = "resnet18",
+                 stages: str = "all") -> Path:
+    preset = preset_for(protocol, scale, arch)
     run_dir = runs_root / run_dir_name(preset, seed, tag)
     flags = ["--quiet"] if quiet else []
     sets = [arg for item in overrides for arg in ("--set", item)]
+    extra = [arg for name in EXTRA_OOD.get(protocol, []) for arg in ("--ood", name)]
     start = time.time()
-    for command in ([str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
-                     *sets, *flags],
-                    [str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *flags]):
+    commands = [[str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
+                 "--stages", stages, *sets, *flags]]
+    if stages == "all":
+        commands.append([str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *extra, *flags])
+    for command in commands:
         subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
     print(f"protocols: {protocol} seed {seed} done in {time.time() - start:.0f} s ({run_dir})", flush=True)
     return run_dir
 
 
-def protocol_table(protocol: str, run_dirs: list[Path]) -> tuple[str, dict]:
-    """Markdown table (mean +- std over runs) and a summary dict for one protocol."""
+def protocol_oods(protocol: str) -> list[str]:
+    """The protocol's OOD set (or mixture), then its extra cells (EXTRA_OOD)."""
     from bal_tf.protocols import PROTOCOLS
 
-    ood_name = "+".join(PROTOCOLS[protocol][1])  # the protocol's OOD set (or their mixture)
+    return ["+".join(PROTOCOLS[protocol][1])] + EXTRA_OOD.get(protocol, [])
+
+
+def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path]) -> list[dict]:
+    """protocols.json cells: one per method, AUROC / FPR95 in % per seed (the runs' order)."""
+    per_method: dict[str, dict[str, list[float]]] = {}
+    for run_dir in run_dirs:
+        results = json.loads((run_dir / "eval" / "results.json").read_text())
+        for row in results["rows"]:
+            if row["ood"] == ood_name:
+                entry = per_method.setdefault(row["method"], {"auroc": [], "fpr95": []})
+                entry["auroc"].append(round(100 * row["auroc"], 4))
+                entry["fpr95"].append(round(100 * row["fpr95"], 4))
+    return [{"protocol": protocol, "backbone": arch, "ood": ood_name, "method": method,
+             "seeds": [json.loads((r / "config.json").read_text())["seed"] for r in run_dirs], **values}
+            for method, values in per_method.items()]
+
+
+def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = None) -> tuple[str, dict]:
+    """Markdown table (mean +- std over runs) and a summary dict for one protocol and OOD set."""
+    ood_name = ood_name or protocol_oods(protocol)[0]
     per_method: dict[str, list[tuple[float, float]]] = {}
     accuracies = []
     for run_dir in run_dirs:
@@ -97,59 +132,80 @@ def protocol_table(protocol: str, run_dirs: list[Path]) -> tuple[str, dict]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--protocol", action="append", choices=sorted(PROTOCOL_PRESETS), required=True)
+    parser.add_argument("--arch", action="append", choices=sorted(ARCH_INFIX),
+                        help="backbone(s): resnet18 (the paper's) and/or cnn (a plain CNN); default resnet18")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--scale", choices=["cpu", "paper"], default="cpu")
     parser.add_argument("--runs-root", type=Path, default=Path("runs"))
     parser.add_argument("--out", type=Path, required=True, help="Markdown results file")
+    parser.add_argument("--json", type=Path, help="raw results: {commit, machine, command, cells: [...]}")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="section.field=value for every training run (e.g. classifier.epochs=16)")
     parser.add_argument("--tag", help="names the run dirs <preset>-<tag>-seed<N> (needed with --set)")
+    parser.add_argument("--stages", choices=["all", "classifier"], default="all",
+                        help="'classifier': train stage 1 only (no GAN, no evaluation, no tables)")
     parser.add_argument("--summarize-only", action="store_true", help="only tabulate finished runs")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.overrides and not args.tag:
         parser.error("--set changes the runs' config: give --tag too, so they get their own run dirs")
+    arches = args.arch or ["resnet18"]
 
-    sections, targets = [], []
-    for protocol in args.protocol:
-        stem, target = PROTOCOL_PRESETS[protocol]
-        preset = stem + ("-cpu" if args.scale == "cpu" else "")
-        label = preset + "".join(f", {o}" for o in args.overrides)
-        run_dirs = []
-        for seed in args.seeds:
-            run_dir = args.runs_root / run_dir_name(preset, seed, args.tag)
-            if not args.summarize_only:
-                run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag)
-            if (run_dir / "eval" / "results.json").is_file():
-                run_dirs.append(run_dir)
-        if not run_dirs:
-            sections.append(f"## {protocol} (preset {label})\n\nNo finished runs.\n")
-            continue
-        table, summary = protocol_table(protocol, run_dirs)
-        sections.append(f"## {protocol} (preset {label})\n\n{table}\n")
-        targets.append((protocol, target, summary))
+    if args.stages == "classifier":
+        for arch in arches:
+            for protocol in args.protocol:
+                for seed in args.seeds:
+                    run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides,
+                                 args.tag, arch, stages="classifier")
+        return
+
+    sections, targets, cells = [], [], []
+    for arch in arches:
+        for protocol in args.protocol:
+            _, target = PROTOCOL_PRESETS[protocol]
+            preset = preset_for(protocol, args.scale, arch)
+            label = preset + "".join(f", {o}" for o in args.overrides)
+            run_dirs = []
+            for seed in args.seeds:
+                run_dir = args.runs_root / run_dir_name(preset, seed, args.tag)
+                if not args.summarize_only:
+                    run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch)
+                if (run_dir / "eval" / "results.json").is_file():
+                    run_dirs.append(run_dir)
+            if not run_dirs:
+                sections.append(f"## {protocol}, {arch} (preset {label})\n\nNo finished runs.\n")
+                continue
+            for index, ood_name in enumerate(protocol_oods(protocol)):
+                table, summary = protocol_table(protocol, run_dirs, ood_name)
+                sections.append(f"## {protocol}: {ood_name}, {arch} (preset {label})\n\n{table}\n")
+                targets.append((protocol, arch, target if index == 0 else None, summary))
+                cells += cell_records(protocol, arch, ood_name, run_dirs)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    machine = f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU"
+    command = ("python benchmarks/protocols.py " + " ".join(f"--protocol {p}" for p in args.protocol)
+               + "".join(f" --arch {a}" for a in arches) + f" --seeds {' '.join(map(str, args.seeds))}"
+               + "".join(f" --set {o}" for o in args.overrides) + (f" --tag {args.tag}" if args.tag else ""))
     header = [
         "# Protocol results (generated by benchmarks/protocols.py)", "",
-        f"Machine: {platform.machine()}, {__import__('os').cpu_count()} CPUs, no GPU; commit {commit}; scale "
-        f"{args.scale}. Command: `python benchmarks/protocols.py "
-        + " ".join(f"--protocol {p}" for p in args.protocol) + f" --seeds {' '.join(map(str, args.seeds))}"
-        + "".join(f" --set {o}" for o in args.overrides) + (f" --tag {args.tag}" if args.tag else "") + "`.",
+        f"Machine: {machine}; commit {commit}; scale {args.scale}. Command: `{command}`.",
         "AUROC / FPR95 in %, ID is the positive class; " + SPREAD_LABEL.format(n="the listed") + ".", "",
         "## Targets and ranks", "",
-        "| protocol | OOD | seeds | BAL AUROC | BAL FPR95 | paper target | met | max-softmax AUROC | BAL beats MSP | BAL rank | ahead of BAL (AUROC points) |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| protocol | backbone | OOD | seeds | BAL AUROC | BAL FPR95 | paper target | met | max-softmax AUROC | BAL beats MSP | BAL rank | ahead of BAL (AUROC points) |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
-    for protocol, target, s in targets:
+    for protocol, arch, target, s in targets:
         met = "-" if target is None else ("yes" if s["bal"][0] >= target[0] and s["bal"][1] <= target[1] else "no")
         header.append(
-            f"| {protocol} | {s['ood']} | {s['seeds']} | {s['bal'][0]:.2f} | {s['bal'][1]:.2f} | "
+            f"| {protocol} | {arch} | {s['ood']} | {s['seeds']} | {s['bal'][0]:.2f} | {s['bal'][1]:.2f} | "
             + ("-" if target is None else f"{target[0]} / {target[1]}") + f" | {met} | {s['max_softmax'][0]:.2f} | "
             + ("yes" if s["bal"][0] > s["max_softmax"][0] else "no") + f" | {s['bal_rank']} of {s['methods_ranked']} | "
             + (", ".join(f"{m} +{d}" for m, d in s["ahead_of_bal"].items()) or "none") + " |")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text("\n".join(header) + "\n\n" + "\n".join(sections))
+    if args.json:
+        args.json.write_text(json.dumps({"commit": commit, "machine": machine, "command": command, "scale": args.scale,
+                                         "cells": cells}, indent=1) + "\n")
     print(args.out.read_text())
 
 

@@ -14,11 +14,22 @@ from bal_tf.errors import ConfigError, InputError
         ("resnet18", (28, 28, 1), 11.18e6),
         ("resnet34", (32, 32, 3), 21.30e6),
         ("densenet", (32, 32, 3), 0.79e6),  # DenseNet-BC-100, k=12: "0.8M"
+        # plain CNN: convs 320 + 9,248 + 18,496 + 36,928, Dense 3,136 -> 128: 401,536, head 1,290
+        ("cnn", (28, 28, 1), 467_818),
     ],
 )
 def test_full_size_parameter_counts(arch, shape, expected_params):
     model = build_classifier(BackboneConfig(arch, 1.0), shape, 10)
     assert model.count_params() == pytest.approx(expected_params, rel=0.01)
+
+
+def test_plain_cnn_features_are_its_relu_dense_layer():
+    model = build_classifier(BackboneConfig("cnn", 0.5), (28, 28, 1), 6)
+    images = np.random.default_rng(0).integers(0, 256, (4, 28, 28, 1)).astype(np.float32)
+    features, logits = feature_model(model)(images)
+    assert features.shape == (4, 64) and logits.shape == (4, 6)
+    assert float(np.min(features)) >= 0.0  # after ReLU: generator_output "auto" picks relu
+    np.testing.assert_allclose(logits, model(images), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("arch,feature_size", [("resnet18", 128), ("resnet34", 128), ("densenet", 171)])
@@ -52,7 +63,7 @@ def test_user_softmax_classifier_gives_logits_and_named_layer():
 
 
 def test_unknown_arch():
-    with pytest.raises(ConfigError, match=r"BackboneConfig.arch must be one of \['resnet18', 'resnet34', 'densenet'\]"):
+    with pytest.raises(ConfigError, match=r"BackboneConfig.arch must be one of \['resnet18', 'resnet34', 'densenet', 'cnn'\]"):
         build_classifier(BackboneConfig("vgg"), (28, 28, 1), 10)
 
 

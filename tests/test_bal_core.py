@@ -1,5 +1,7 @@
 """REM / RSM / RDM pieces on tiny tensors: sampling, FGSM, losses, one train_step."""
 
+import dataclasses
+
 import keras
 import numpy as np
 import pytest
@@ -24,6 +26,75 @@ def test_uniform_samples_lie_inside_the_batch_box():
     assert (samples >= low - 1e-6).all() and (samples <= high + 1e-6).all()
     # and they fill it: every dimension spans most of its range
     assert ((samples.max(0) - samples.min(0)) > 0.95 * (high - low)).all()
+
+
+def shell_statistics(seed=0):
+    """Three classes in 6-d with different scales per class and dimension, far from the floor."""
+    rng = np.random.default_rng(seed)
+    labels = np.repeat(np.arange(3), 400)
+    scales = rng.uniform(0.2, 3.0, (3, 6))
+    features = (20 + 40 * labels[:, None] + scales[labels] * rng.normal(size=(1200, 6))).astype("float32")
+    return features, labels, sampling.ClassStatistics.fit(features, labels, 3)
+
+
+def mahalanobis_over_radius(samples, labels, statistics):
+    distance = np.linalg.norm((samples - statistics.means[labels]) / statistics.stds[labels], axis=1)
+    return distance / statistics.radii[labels]
+
+
+def test_class_statistics_radius_is_the_median_distance_of_the_class():
+    features, labels, statistics = shell_statistics()
+    ratios = mahalanobis_over_radius(features, labels, statistics)
+    for c in range(3):
+        assert np.median(ratios[labels == c]) == pytest.approx(1.0, abs=1e-4)
+    assert (statistics.floor == features.min(0)).all()
+
+
+@pytest.mark.parametrize("mode", ["gaussian_tail", "radial"])
+def test_shell_negatives_lie_in_the_low_density_band_of_their_class(mode):
+    features, labels, statistics = shell_statistics()
+    unclipped = dataclasses.replace(statistics, floor=np.full(6, -np.inf, np.float32))  # clipping: tested below
+    shell = np.asarray(sampling.sample_class_shell(labels, unclipped, (2.0, 3.0), keras.random.SeedGenerator(0),
+                                                   features=features, mode=mode))
+    ratios = mahalanobis_over_radius(shell, labels, statistics)
+    id_ratios = mahalanobis_over_radius(features, labels, statistics)
+    if mode == "gaussian_tail":  # exactly in the band of the class's own radius
+        assert ratios.min() >= 2.0 - 1e-3 and ratios.max() <= 3.0 + 1e-3
+    else:  # each point pushed out 2-3x its own distance from the class mean
+        np.testing.assert_array_less(2.0 * id_ratios - 1e-3, ratios)
+        np.testing.assert_array_less(ratios, 3.0 * id_ratios + 1e-3)
+    # beyond almost every ID feature of the class: the low-density region, not the core
+    assert np.median(ratios) > np.quantile(id_ratios, 0.95)
+    # each sample stays nearest to its own class mean (it is labelled with that class)
+    nearest = np.argmin(np.linalg.norm(shell[:, None] - statistics.means[None], axis=-1), axis=1)
+    assert (nearest == labels).mean() > 0.9
+
+
+def test_shell_negatives_are_clipped_at_the_feature_floor():
+    features, labels, _ = shell_statistics()
+    features = np.maximum(features - 25, 0)  # like ReLU features: many exact zeros
+    statistics = sampling.ClassStatistics.fit(features, labels, 3)
+    for mode in ("gaussian_tail", "radial"):
+        shell = np.asarray(sampling.sample_class_shell(labels, statistics, (2.0, 4.0), 0, features=features, mode=mode))
+        assert shell.min() >= 0.0
+
+
+def test_standardized_discriminator_equals_the_raw_one_on_standardized_features():
+    features, labels = tiny_features()
+    mean, variance = features.mean(0), features.var(0)
+    standardized = build_discriminator(6, 3, (16,), feature_mean=mean, feature_variance=variance)
+    raw = build_discriminator(6, 3, (16,))
+    raw.set_weights(standardized.get_weights()[-len(raw.get_weights()):])
+    expected = raw([(features - mean) / np.sqrt(variance + 1e-6), labels]).numpy()
+    np.testing.assert_allclose(standardized([features, labels]).numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_standardized_discriminator_round_trips_through_a_keras_file(tmp_path):
+    features, labels = tiny_features()
+    discriminator = build_discriminator(6, 3, (16,), feature_mean=features.mean(0), feature_variance=features.var(0))
+    discriminator.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(loaded([features, labels]).numpy(), discriminator([features, labels]).numpy(), atol=1e-6)
 
 
 def test_batch_bounds_are_eqs_4_and_5():
@@ -133,7 +204,9 @@ def tiny_features(n=256, dim=6, classes=3, seed=0):
 
 
 @pytest.mark.parametrize("overrides", [{}, {"label_conditioning": "projection"},
-                                       {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"}])
+                                       {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"},
+                                       {"shell_sampling": "radial", "discriminator_input": "standardized"},
+                                       {"shell_sampling": "gaussian_tail"}])
 def test_one_train_step_changes_d_and_g(overrides):
     features, labels = tiny_features()
     config = GANConfig(latent_dim=4, generator_units=[16], discriminator_units=[16], **overrides)
@@ -144,8 +217,9 @@ def test_one_train_step_changes_d_and_g(overrides):
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
     expected = {"d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard"}
+                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell"}
     assert set(logs) == expected
+    assert (logs["d_shell"] > 0) == (config.shell_sampling != "none")  # the shell term ran iff asked
     assert all(np.isfinite(v) for v in logs.values())
 
 
@@ -249,3 +323,27 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path):
     with pytest.warns(UserWarning, match="could not be restored"):
         restored = checkpoints.restore(lambda path: seen.append(int((path / "value.txt").read_text())))
     assert restored == 2 and seen == [2]
+
+
+@pytest.mark.parametrize("bias_correction", [False, True])
+def test_ema_of_d_is_the_exponential_average_of_ds_weights(bias_correction):
+    features, labels = tiny_features()
+    decay = 0.9
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], d_ema_decay=decay,
+                       d_ema_bias_correction=bias_correction)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    initial = gan.discriminator.get_weights()
+    trajectory = []
+    for step in range(6):
+        batch = slice(32 * step, 32 * (step + 1))
+        gan.train_on_batch(features[batch], labels[batch].astype("int32"))
+        trajectory.append(gan.discriminator.get_weights())
+    for i, averaged in enumerate(gan.ema_discriminator.get_weights()):
+        steps = len(trajectory)
+        weights = np.array([(1 - decay) * decay ** (steps - 1 - t) for t in range(steps)])
+        expected = sum(w * trajectory[t][i] for t, w in enumerate(weights))
+        if bias_correction:  # Adam's debiasing: the weights sum to 1, nothing left of the init
+            expected = expected / weights.sum()
+        else:  # the rest of the mass stays on D's random initialization
+            expected = expected + decay ** steps * initial[i]
+        np.testing.assert_allclose(averaged, expected, rtol=1e-4, atol=1e-5)

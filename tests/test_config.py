@@ -24,6 +24,7 @@ def test_paper_presets_follow_the_paper():
 def test_preset_names():
     assert config_lib.preset_name("mnist", scale="cpu") == "mnist-cpu"
     assert config_lib.preset_name("cifar10", "densenet", "paper") == "cifar10-densenet"
+    assert config_lib.preset_name("fashion_mnist", "cnn", "cpu") == "fashion_mnist-cnn-cpu"
     assert config_lib.preset_name("svhn", scale="paper") == "svhn-resnet34"
     with pytest.raises(ConfigError, match="resnet34 or densenet"):
         config_lib.preset_name("cifar10", "resnet18", "cpu")
@@ -81,7 +82,7 @@ def test_cli_gan_preset_is_applied():
     ("gan.label_conditioning=concatenate", "gan.label_conditioning", "['concat', 'projection']"),
     ("gan.generator_output=tanh", "gan.generator_output", "['auto', 'relu', 'linear']"),
     ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'constant']"),
-    ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet']"),
+    ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet', 'cnn']"),
     ('gan.synthetic_families=["noise_blob"]', "gan.synthetic_families", "['pixel_permutation'"),
 ])
 def test_a_typo_in_a_choice_fails_at_parse_listing_the_choices(override, field, allowed):

@@ -101,6 +101,16 @@ def test_run_dir_with_another_config_is_refused(tmp_path):
         open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["seed=1"]))
 
 
+def test_gan_settings_may_change_until_stage_2_begins(tmp_path):
+    open_run_dir(tmp_path, get_preset("mnist-cpu"))
+    changed = get_preset("mnist-cpu").with_overrides(["gan.epochs=3"])
+    assert open_run_dir(tmp_path, changed).load_config().gan.epochs == 3  # the classifier is reused
+    (tmp_path / "bal").mkdir()
+    (tmp_path / "bal" / "history.json").write_text("{}")
+    with pytest.raises(ConfigError, match="gan.epochs: 3 -> 4"):
+        open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["gan.epochs=4"]))
+
+
 def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
     start = time.time()
     result = subprocess.run(

@@ -13,6 +13,7 @@ import keras
 from keras import layers
 
 from bal_tf.backbones.densenet import densenet_features
+from bal_tf.backbones.plain_cnn import plain_cnn_features
 from bal_tf.backbones.resnet import resnet_features
 from bal_tf.config import BackboneConfig
 from bal_tf.errors import ConfigError, InputError
@@ -25,6 +26,7 @@ BACKBONES = {
     "resnet18": functools.partial(resnet_features, depth_name="resnet18"),
     "resnet34": functools.partial(resnet_features, depth_name="resnet34"),
     "densenet": functools.partial(densenet_features, growth_rate=12),  # depth: BackboneConfig
+    "cnn": plain_cnn_features,  # not the paper's: a plain user-style CNN (backbones/plain_cnn.py)
 }
 
 
