@@ -10,12 +10,14 @@ median distance of the class's training features to their centroid), and D's mea
   (``held_out_classes_validation``: classes the classifier never saw, from the training split's
   held-out part; predicted class);
 * BAL's own negatives: trivial samples of the batch box (Eqs. 4-5, random class), G(z, c) and
-  the hard samples G(z', c) after the FGSM step (Eqs. 6-7).
+  the hard samples G(z', c) after the FGSM step (Eqs. 6-7); with ``gan.shell_sampling`` on, the
+  shell negatives of each class too.
 
 Also the AUROC, held-out ID vs near-OOD, of D alone, of p1 * p2, of max-softmax and of the
 distance itself. No test data is read.
 
-    python benchmarks/near_ood_geometry.py --run runs/mnist-4to9-cpu-seed0 [--seed 0] [--out FILE.json]
+    python benchmarks/near_ood_geometry.py --run runs/mnist-4to9-cpu-seed0 [--seed 0] [--out FILE.json] \
+        [--set gan.shell_sampling=radial]
 """
 
 import argparse
@@ -25,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 
-def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096) -> dict:
+def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096, overrides=()) -> dict:
     from bal_tf import baselines, metrics, scoring
     from bal_tf.data import HELD_OUT_CLASSES_VALIDATION, load_ood_set
     from bal_tf.features import RunFeatures
@@ -34,7 +36,7 @@ def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096) -> dict
     from bal_tf.train_bal import train_bal
 
     run = RunDir(Path(run_dir))
-    config = run.load_config()
+    config = run.load_config().with_overrides(list(overrides))
     features = RunFeatures(config, run, progress=False)
     train, held_out = features.split("train"), features.split("holdout")
     near = features.ood(HELD_OUT_CLASSES_VALIDATION, lambda: load_ood_set(HELD_OUT_CLASSES_VALIDATION, config.data))
@@ -63,7 +65,10 @@ def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096) -> dict
         "generated": (generated, g_labels),
         "hard": (hard, g_labels),
     }
-    report = {"run": str(run.root), "seed": seed, "selected_epoch": result.selected_epoch, "kinds": {}}
+    if config.gan.shell_sampling != "none":
+        shell_labels = train.labels[order].astype(np.int32)
+        kinds["shell"] = (np.asarray(gan.sample_shell(train.features[order], shell_labels)), shell_labels)
+    report = {"run": str(run.root), "seed": seed, "overrides": list(overrides), "selected_epoch": result.selected_epoch, "kinds": {}}
     for kind, (f, c) in kinds.items():
         distance = relative_distance(f, c)
         d_out = 1 / (1 + np.exp(-scoring.discriminator_logits(discriminator, f, c)))
@@ -92,11 +97,12 @@ def main(argv=None):
     parser.add_argument("--run", required=True, type=Path, help="a run trained on some classes (stage 1 done)")
     parser.add_argument("--seed", type=int, default=0, help="GAN seed")
     parser.add_argument("--out", type=Path, help="also write the report to this JSON file")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], help="gan.field=value (repeatable)")
     args = parser.parse_args(argv)
     from bal_tf.console import quiet_tensorflow
 
     quiet_tensorflow()
-    text = json.dumps(near_ood_geometry(args.run, args.seed), indent=2)
+    text = json.dumps(near_ood_geometry(args.run, args.seed, overrides=args.overrides), indent=2)
     print(text)
     if args.out:
         args.out.write_text(text + "\n")
