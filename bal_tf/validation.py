@@ -107,10 +107,11 @@ def _metrics(id_scores, ood_scores) -> dict:
     return {"auroc": float(values["auroc"]), "fpr95": float(values["fpr95"])}
 
 
-def bal_metrics(discriminator, sets: ValidationSets) -> dict[str, dict]:
-    """AUROC / FPR95 of BAL's p1 * p2 (Eq. 2), held-out ID vs each family."""
-    id_scores = scoring.log_score(discriminator, sets.id.features, sets.id.logits)
-    return {family: _metrics(id_scores, scoring.log_score(discriminator, ood.features, ood.logits))
+def bal_metrics(discriminator, sets: ValidationSets, score: str = "log_score") -> dict[str, dict]:
+    """AUROC / FPR95 of BAL's p1 * p2 (Eq. 2; ``score="log_score"``), held-out ID vs each family.
+    ``score="d_logit"``: D's p2 alone (a diagnostic, never BAL's reported score)."""
+    id_scores = scoring.score_features(discriminator, sets.id.features, sets.id.logits)[score]
+    return {family: _metrics(id_scores, scoring.score_features(discriminator, ood.features, ood.logits)[score])
             for family, ood in sets.ood.items()}
 
 

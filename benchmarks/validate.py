@@ -49,11 +49,15 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
         for seed in seeds:
             start = time.time()
             result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
-            for method, discriminator in (("bal", result.discriminator), ("bal_last", result.last_discriminator)):
+            seconds = round(time.time() - start, 1)
+            # BAL's score p1 * p2 at the selected and the last epoch; p2 alone as a diagnostic.
+            for method, discriminator, score in (("bal", result.discriminator, "log_score"),
+                                                 ("bal_last", result.last_discriminator, "log_score"),
+                                                 ("bal_p2_only", result.discriminator, "d_logit")):
                 records.append({"run": str(run.root), "method": method, "variant": variant,
                                 "overrides": variant_overrides, "seed": seed,
-                                "selected_epoch": result.selected_epoch, "seconds": round(time.time() - start, 1),
-                                "validation": validation.bal_metrics(discriminator, sets), **stamp})
+                                "selected_epoch": result.selected_epoch, "seconds": seconds,
+                                "validation": validation.bal_metrics(discriminator, sets, score), **stamp})
     return records
 
 
