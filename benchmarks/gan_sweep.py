@@ -14,6 +14,8 @@ import json
 import time
 from pathlib import Path
 
+from tables import split_variant
+
 
 def sweep(run: Path, variants: list[str], seeds: list[int], oods: list[str], overrides: list[str] = (),
           label: str | None = None) -> list[dict]:
@@ -44,7 +46,7 @@ def sweep(run: Path, variants: list[str], seeds: list[int], oods: list[str], ove
         baseline[f"selected/{name}"] = baseline[f"last/{name}"] = rounded(m)
     records = [baseline]
     for variant in variants:
-        variant_overrides = list(overrides) + ([] if variant == "default" else variant.split(","))
+        variant_overrides = list(overrides) + split_variant(variant)
         config = base.with_overrides(variant_overrides)
         for seed in seeds:
             start = time.time()

@@ -44,3 +44,11 @@ def provenance() -> dict:
         commit += "+dirty"
     gpu = "GPU" if Path("/dev/nvidia0").exists() else "no GPU"
     return {"commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {gpu}"}
+
+
+def split_variant(variant: str) -> list[str]:
+    """``'default'`` -> []; ``'gan.a=1,gan.b=[1,2]'`` -> ``['gan.a=1', 'gan.b=[1,2]']`` (commas
+    inside brackets belong to the value)."""
+    import re
+
+    return [] if variant == "default" else [part for part in re.split(r",(?![^\[]*\])", variant) if part]

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, markdown_table, mean_std, provenance
+from tables import SPREAD_LABEL, markdown_table, mean_std, provenance, split_variant
 
 
 def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides: list[str] = (),
@@ -43,7 +43,7 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
                 **stamp}
                for method, values in validation.baseline_metrics(scorer, sets).items()]
     for variant in variants:
-        variant_overrides = list(overrides) + ([] if variant == "default" else variant.split(","))
+        variant_overrides = list(overrides) + split_variant(variant)
         config = base.with_overrides(variant_overrides)
         selection_data = RunFeatures(config, run, progress=False).selection_data()
         for seed in seeds:

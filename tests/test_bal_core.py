@@ -347,3 +347,22 @@ def test_ema_of_d_is_the_exponential_average_of_ds_weights(bias_correction):
         else:  # the rest of the mass stays on D's random initialization
             expected = expected + decay ** steps * initial[i]
         np.testing.assert_allclose(averaged, expected, rtol=1e-4, atol=1e-5)
+
+
+def test_d_trained_with_shell_negatives_rejects_each_classs_shell_and_keeps_its_core():
+    # Without shell negatives this D says ~0.9 on the 3x shell (it only sees the box, G and
+    # wrong labels as negatives); with them, < 0.2.
+    features, labels = tiny_features(n=1200)
+    statistics = sampling.ClassStatistics.fit(features, labels, 3)
+    config = GANConfig(latent_dim=4, generator_units=[32], discriminator_units=[64, 64], shell_sampling="radial",
+                       shell_radius=[2.0, 4.0], d_ema_decay=0.0, d_learning_rate=1e-3)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    gan.fit(feature_batches(features, labels, 128, seed=0, epochs=40), epochs=1, verbose=0)
+    d = lambda f, c: keras.ops.sigmoid(gan.discriminator([f, c.astype("int32")])).numpy()  # noqa: E731
+    means = statistics.means[labels]
+    core = means + 0.5 * (features - means)  # halfway to the class mean
+    shell = np.maximum(means + 3.0 * (features - means), 0.0)
+    assert np.median(d(core, labels)) > 0.8
+    assert np.median(d(shell, labels)) < 0.2
+    # the class matters: the same core with a wrong label is rejected (L_s)
+    assert np.median(d(core, (labels + 1) % 3)) < 0.2
