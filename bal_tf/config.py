@@ -150,6 +150,10 @@ class GANConfig(_ChoicesChecked):
             features pushed away from its mean). See ``sampling.sample_class_shell``.
         shell_radius: ``[low, high]``: how far out, in units of the class's median radius.
         shell_weight: weight of the shell negatives in L_u (beside lambda_c's trivial ones).
+        between_class_weight: if > 0, negatives between classes also enter L_u with this
+            weight: (1 - a) f_i + a f_j for real features of two different classes, labelled
+            c_i (``sampling.sample_between_classes``); 0 = the paper.
+        between_class_mix: ``[low, high]`` range of a (at most 0.5: nearer f_i).
         discriminator_input: ``raw`` features, or ``standardized`` by a fixed layer holding the
             training features' per-dimension mean and variance (saved and exported with D).
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
@@ -190,6 +194,8 @@ class GANConfig(_ChoicesChecked):
     shell_sampling: ShellSampling = "none"
     shell_radius: list[float] = dataclasses.field(default_factory=lambda: [1.5, 4.0])
     shell_weight: float = 1.0
+    between_class_weight: float = 0.0
+    between_class_mix: list[float] = dataclasses.field(default_factory=lambda: [0.25, 0.5])
     discriminator_input: DiscriminatorInput = "raw"
     box_margin: float = 0.0
     d_ema_decay: float = 0.999

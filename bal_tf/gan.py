@@ -129,7 +129,7 @@ class BoundaryAwareGAN(keras.Model):
             for weight in self.ema_discriminator.weights:
                 weight.trainable = False
         names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell"]
+                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # G and D are built functional models: nothing is left to build (and fit under a
         # strategy would otherwise try to build it by calling it on features alone).
@@ -225,6 +225,14 @@ class BoundaryAwareGAN(keras.Model):
             shell_logits = D(self.sample_shell(features, labels), labels)
             l_u = l_u + cfg.shell_weight * losses.ood_loss(shell_logits)
             shell_mean = ops.mean(ops.sigmoid(shell_logits))
+        between_mean = ops.zeros(())
+        if cfg.between_class_weight > 0:
+            between, between_labels, mask = sampling.sample_between_classes(
+                features, labels, cfg.between_class_mix, self.seed_generator)
+            between_logits = D(between, between_labels)
+            pairs = ops.maximum(ops.sum(mask), 1.0)
+            l_u = l_u + cfg.between_class_weight * ops.sum(ops.softplus(between_logits) * mask) / pairs
+            between_mean = ops.sum(ops.sigmoid(between_logits) * mask) / pairs
         d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
                   + float(cfg.use_uniform_loss) * l_u)
         parts = {
@@ -235,6 +243,7 @@ class BoundaryAwareGAN(keras.Model):
             "d_generated": ops.mean(ops.sigmoid(generated_logits)),
             "d_hard": ops.mean(ops.sigmoid(hard_logits)),
             "d_shell": shell_mean,
+            "d_between": between_mean,
         }
         return d_loss, parts
 

@@ -126,6 +126,25 @@ def sample_class_shell(labels, statistics: ClassStatistics, radius_range, seed, 
     return ops.maximum(shell, ops.convert_to_tensor(statistics.floor))
 
 
+def sample_between_classes(features, labels, mix_range, seed):
+    """Negatives on the way from each real feature to one of another class (a hypothesis for
+    near-OOD data, which falls between classes, where the classifier hesitates).
+
+    Pairs each feature f_i (class c_i) with the batch's feature f_j of a random permutation and
+    returns ``(1 - a) f_i + a f_j`` with a uniform in ``mix_range`` (a <= 0.5: nearer f_i, so
+    labelled c_i) and a mask, 1 where c_j != c_i (a same-class pair is no boundary point).
+    """
+    features = ops.convert_to_tensor(features)
+    labels = ops.cast(labels, "int32")
+    count = ops.shape(features)[0]
+    order = keras.random.shuffle(ops.arange(count), seed=seed)
+    others, other_labels = ops.take(features, order, axis=0), ops.take(labels, order, axis=0)
+    low, high = float(mix_range[0]), float(mix_range[1])
+    amount = low + (high - low) * keras.random.uniform((count, 1), seed=seed, dtype=features.dtype)
+    mixed = (1.0 - amount) * features + amount * others
+    return mixed, labels, ops.cast(ops.not_equal(labels, other_labels), features.dtype)
+
+
 def random_labels(num_samples: int, num_classes: int, seed):
     """Labels drawn uniformly from {0, ..., K-1}: c_hat for trivial features, c for G."""
     return keras.random.randint((num_samples,), 0, num_classes, seed=seed, dtype="int32")

@@ -79,6 +79,26 @@ def test_shell_negatives_are_clipped_at_the_feature_floor():
         assert shell.min() >= 0.0
 
 
+def test_between_class_negatives_mix_two_classes_and_mask_same_class_pairs():
+    features, labels = tiny_features(n=512)
+    mixed, mixed_labels, mask = (np.asarray(t) for t in sampling.sample_between_classes(
+        features, labels, (0.25, 0.5), keras.random.SeedGenerator(0)))
+    np.testing.assert_array_equal(mixed_labels, labels)
+    # each row lies on a segment from its own feature to another one, at a in [0.25, 0.5]
+    offsets = mixed - features
+    partners = []
+    for i in range(len(features)):
+        candidates = features + 0.0  # a = |offset| / |f_j - f_i| for the partner j
+        ratio = np.linalg.norm(offsets[i]) / np.maximum(np.linalg.norm(candidates - features[i], axis=1), 1e-9)
+        residual = np.linalg.norm(offsets[i][None] - ratio[:, None] * (candidates - features[i]), axis=1)
+        j = int(np.argmin(np.where((ratio >= 0.25 - 1e-4) & (ratio <= 0.5 + 1e-4), residual, np.inf)))
+        partners.append(j)
+        assert residual[j] < 1e-3 * (1 + np.linalg.norm(features[i]))
+    partners = np.array(partners)
+    np.testing.assert_array_equal(mask, (labels[partners] != labels).astype(np.float32))
+    assert 0.5 < mask.mean() < 0.8  # 3 balanced classes: about 2/3 of pairs differ
+
+
 def test_standardized_discriminator_equals_the_raw_one_on_standardized_features():
     features, labels = tiny_features()
     mean, variance = features.mean(0), features.var(0)
@@ -206,7 +226,7 @@ def tiny_features(n=256, dim=6, classes=3, seed=0):
 @pytest.mark.parametrize("overrides", [{}, {"label_conditioning": "projection"},
                                        {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"},
                                        {"shell_sampling": "radial", "discriminator_input": "standardized"},
-                                       {"shell_sampling": "gaussian_tail"}])
+                                       {"shell_sampling": "gaussian_tail", "between_class_weight": 1.0}])
 def test_one_train_step_changes_d_and_g(overrides):
     features, labels = tiny_features()
     config = GANConfig(latent_dim=4, generator_units=[16], discriminator_units=[16], **overrides)
@@ -217,9 +237,10 @@ def test_one_train_step_changes_d_and_g(overrides):
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
     expected = {"d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell"}
+                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between"}
     assert set(logs) == expected
     assert (logs["d_shell"] > 0) == (config.shell_sampling != "none")  # the shell term ran iff asked
+    assert (logs["d_between"] > 0) == (config.between_class_weight > 0)
     assert all(np.isfinite(v) for v in logs.values())
 
 
