@@ -25,7 +25,7 @@ LabelConditioning = typing.Literal["concat", "projection"]
 GeneratorOutput = typing.Literal["auto", "relu", "linear"]
 TrivialSampling = typing.Literal["uniform", "gaussian"]
 ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
-DiscriminatorInput = typing.Literal["raw", "standardized"]
+DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
 SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs",
@@ -154,8 +154,9 @@ class GANConfig(_ChoicesChecked):
             weight: (1 - a) f_i + a f_j for real features of two different classes, labelled
             c_i (``sampling.sample_between_classes``); 0 = the paper.
         between_class_mix: ``[low, high]`` range of a (at most 0.5: nearer f_i).
-        discriminator_input: ``raw`` features, or ``standardized`` by a fixed layer holding the
-            training features' per-dimension mean and variance (saved and exported with D).
+        discriminator_input: ``raw`` features, ``standardized`` by a fixed layer holding the
+            training features' per-dimension mean and variance, or ``l2_normalized`` (f / ||f||,
+            as KNN sees them); the layer is part of D, so it is saved and exported with it.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
             paper's box of Eqs. 4-5).
         d_ema_decay: if > 0, score and select with an exponential moving average of D's

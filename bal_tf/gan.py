@@ -32,7 +32,8 @@ def build_generator(latent_dim: int, num_classes: int, feature_dim: int, units=(
 
 
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
-                        conditioning: str = "concat", feature_mean=None, feature_variance=None) -> keras.Model:
+                        conditioning: str = "concat", feature_mean=None, feature_variance=None,
+                        l2_normalize: bool = False) -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
@@ -41,6 +42,8 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         ``projection``: logit = w . phi(f) + embed(c) . phi(f) (Miyato & Koyama, 2018).
     feature_mean / feature_variance: if given, f is standardized by a fixed layer first
         (``discriminator_input="standardized"``): D sees every dimension at unit scale.
+    l2_normalize: D sees f / ||f|| (``discriminator_input="l2_normalized"``): the direction of
+        the feature, as KNN's normalized features (Sun et al., 2022).
     """
     feature = keras.Input((feature_dim,), name="feature")
     label = keras.Input((), dtype="int32", name="label")
@@ -49,6 +52,8 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         f = layers.Normalization(mean=np.asarray(feature_mean, np.float32),
                                  variance=np.asarray(feature_variance, np.float32) + 1e-6,
                                  name="standardize")(feature)
+    if l2_normalize:
+        f = layers.UnitNormalization(name="l2_normalize")(f)
     if conditioning == "concat":
         x = layers.Concatenate(name="feature_and_label")([f, OneHot(num_classes, name="one_hot")(label)])
     elif conditioning == "projection":
@@ -296,6 +301,8 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     standardize = {}
     if config.discriminator_input == "standardized":
         standardize = {"feature_mean": train_features.mean(0), "feature_variance": train_features.var(0)}
+    elif config.discriminator_input == "l2_normalized":
+        standardize = {"l2_normalize": True}
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
                                         config.label_conditioning, **standardize)
     statistics = None

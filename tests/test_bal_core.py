@@ -387,3 +387,10 @@ def test_d_trained_with_shell_negatives_rejects_each_classs_shell_and_keeps_its_
     assert np.median(d(shell, labels)) < 0.2
     # the class matters: the same core with a wrong label is rejected (L_s)
     assert np.median(d(core, (labels + 1) % 3)) < 0.2
+
+
+def test_l2_normalized_discriminator_sees_only_the_direction():
+    features, labels = tiny_features()
+    discriminator = build_discriminator(6, 3, (16,), l2_normalize=True)
+    np.testing.assert_allclose(discriminator([3.0 * features, labels]).numpy(),
+                               discriminator([features, labels]).numpy(), rtol=1e-4, atol=1e-5)
