@@ -22,9 +22,12 @@ distance itself. No test data is read.
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
+
+from tables import provenance
 
 
 def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096, overrides=()) -> dict:
@@ -68,7 +71,8 @@ def near_ood_geometry(run_dir: Path, seed: int = 0, samples: int = 4096, overrid
     if config.gan.shell_sampling != "none":
         shell_labels = train.labels[order].astype(np.int32)
         kinds["shell"] = (np.asarray(gan.sample_shell(train.features[order], shell_labels)), shell_labels)
-    report = {"run": str(run.root), "seed": seed, "overrides": list(overrides), "selected_epoch": result.selected_epoch, "kinds": {}}
+    report = {**provenance(), "command": " ".join(["python", "benchmarks/near_ood_geometry.py", *sys.argv[1:]]),
+              "run": str(run.root), "seed": seed, "overrides": list(overrides), "selected_epoch": result.selected_epoch, "kinds": {}}
     for kind, (f, c) in kinds.items():
         distance = relative_distance(f, c)
         d_out = 1 / (1 + np.exp(-scoring.discriminator_logits(discriminator, f, c)))
