@@ -1,3 +1,4 @@
+import dataclasses
 import json
 
 import pytest
@@ -64,6 +65,11 @@ def test_gan_presets():
     assert (stable.selection, literal.selection) == ("synthetic", "last")
     assert stable.d_ema_decay > 0 and literal.d_ema_decay == 0
     assert 0.01 <= literal.epsilon_min < literal.epsilon_max <= 0.05
+    # the paper's negatives only, unless a preset asks for more
+    assert (stable.shell_sampling, stable.between_class_weight, stable.discriminator_input) == ("none", 0.0, "raw")
+    shells = config_lib.GAN_PRESETS["shells"]()
+    assert (shells.shell_sampling, shells.discriminator_input) == ("radial", "l2_normalized")
+    assert dataclasses.replace(shells, shell_sampling="none", shell_weight=1.0, discriminator_input="raw") == stable
 
 
 def test_cli_gan_preset_is_applied():
