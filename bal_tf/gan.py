@@ -108,12 +108,15 @@ class BoundaryAwareGAN(keras.Model):
         num_classes: K.
         config: the GAN section of the run config (losses, eps, lambdas, sampling).
         statistics: ``sampling.ClassStatistics`` of the training features, used by
-            ``trivial_sampling="gaussian"`` and ``shell_sampling``.
+            ``trivial_sampling="gaussian"|"gaussian_tail"`` and ``shell_sampling``.
+        memory_bank: ``[K, B, m]`` training features per class (``sampling.class_memory_bank``):
+            Eq. 12's M_c when ``l1_reference="memory_bank"``.
         seed: seed of the model's own ``SeedGenerator``.
     """
 
     def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
-                 statistics: sampling.ClassStatistics | None = None, seed: int = 0, **kwargs):
+                 statistics: sampling.ClassStatistics | None = None, seed: int = 0,
+                 memory_bank: np.ndarray | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -121,10 +124,14 @@ class BoundaryAwareGAN(keras.Model):
         self.gan_config = config
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
-        if (config.trivial_sampling == "gaussian" or config.shell_sampling != "none") and statistics is None:
-            raise ConfigError("trivial_sampling='gaussian' and shell_sampling need the class statistics "
-                              "(sampling.ClassStatistics.fit on the training features).")
+        if needs_statistics(config) and statistics is None:
+            raise ConfigError("trivial_sampling='gaussian'/'gaussian_tail' and shell_sampling need the class "
+                              "statistics (sampling.ClassStatistics.fit on the training features).")
+        if config.l1_reference == "memory_bank" and memory_bank is None:
+            raise ConfigError("l1_reference='memory_bank' needs the memory bank (sampling.class_memory_bank "
+                              "on the training features).")
         self.statistics = statistics
+        self.memory_bank = None if memory_bank is None else ops.convert_to_tensor(np.asarray(memory_bank, np.float32))
         self.ema_discriminator = None
         if config.d_ema_decay > 0:
             # Polyak averaging of D's weights: the GAN game makes D's response off the data
@@ -182,8 +189,14 @@ class BoundaryAwareGAN(keras.Model):
         """REM: trivial OOD pairs <f_hat, c_hat> (Sec. 4.1)."""
         batch = ops.shape(features)[0]
         labels = sampling.random_labels(batch, self.num_classes, self.seed_generator)
-        if self.gan_config.trivial_sampling == "uniform":
-            trivial = sampling.sample_uniform_box(features, batch, self.seed_generator, self.gan_config.box_margin)
+        cfg = self.gan_config
+        if cfg.trivial_sampling == "uniform":
+            trivial = sampling.sample_uniform_box(features, batch, self.seed_generator, cfg.box_margin)
+        elif cfg.trivial_sampling == "gaussian_tail":
+            # Table 3's Gaussian arm as the paper words it: "the low density area of each
+            # category is treated as OOD region", labelled with that category.
+            trivial = sampling.sample_class_shell(labels, self.statistics, cfg.shell_radius, self.seed_generator,
+                                                  mode="gaussian_tail")
         else:
             trivial = sampling.sample_class_gaussian(labels, self.statistics.means, self.statistics.stds,
                                                      self.seed_generator)
@@ -223,8 +236,9 @@ class BoundaryAwareGAN(keras.Model):
         hard_logits = D(hard, g_labels)
 
         l_t = losses.vanilla_loss(real_logits, generated_logits)
-        l_s = losses.shuffle_loss(real_logits, shuffled_logits)
-        l_u = losses.uniform_loss(real_logits, trivial_logits, hard_logits, cfg.lambda_c, cfg.hard_weight)
+        l_s = losses.shuffle_loss(real_logits, shuffled_logits, cfg.negative_loss)
+        l_u = losses.uniform_loss(real_logits, trivial_logits, hard_logits, cfg.lambda_c, cfg.hard_weight,
+                                  cfg.negative_loss, cfg.pool_hard_with_trivial)
         shell_mean = ops.zeros(())
         if cfg.shell_sampling != "none":
             shell_logits = D(self.sample_shell(features, labels), labels)
@@ -260,7 +274,10 @@ class BoundaryAwareGAN(keras.Model):
         g_labels = sampling.random_labels(batch, self.num_classes, self.seed_generator)
         generated = self.generator([z, g_labels], training=training)
         logits = self.discriminator([generated, g_labels], training=False)
-        l1 = losses.nearest_same_class_l1(generated, g_labels, features, labels)
+        if cfg.l1_reference == "memory_bank":
+            l1 = losses.nearest_in_memory_bank_l1(generated, g_labels, self.memory_bank)
+        else:
+            l1 = losses.nearest_same_class_l1(generated, g_labels, features, labels)
         return losses.generator_loss(logits, l1, cfg.lambda_l1, cfg.generator_loss) + (l1,)
 
     def train_step(self, data):
@@ -289,6 +306,10 @@ class BoundaryAwareGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
+def needs_statistics(config: GANConfig) -> bool:
+    return config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
+
+
 def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, train_labels: np.ndarray,
              seed: int = 0) -> BoundaryAwareGAN:
     """Builds and compiles BAL's GAN for features like ``train_features``."""
@@ -306,9 +327,14 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
                                         config.label_conditioning, **standardize)
     statistics = None
-    if config.trivial_sampling == "gaussian" or config.shell_sampling != "none":
+    if needs_statistics(config):
         statistics = sampling.ClassStatistics.fit(train_features, train_labels, num_classes)
-    gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed)
+    memory_bank = None
+    if config.l1_reference == "memory_bank":
+        memory_bank = sampling.class_memory_bank(train_features, train_labels, num_classes,
+                                                 config.memory_bank_size, seed)
+    gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed,
+                           memory_bank=memory_bank)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),

@@ -1,7 +1,8 @@
 """Where BAL's OOD features come from.
 
 REM (Sec. 4.1, Eqs. 4-5): trivial OOD features, uniform in the batch-wise box [min f, max f]
-with random labels (or, for the Table 3 ablation, from per-class Gaussians).
+with random labels (or, for the Table 3 ablation, from per-class Gaussians: whole, or only
+their low-density tails, which is how the paper words that arm).
 RSM (Sec. 4.2, Eqs. 6-7): hard OOD features G(z', c), where z' is an FGSM step on the latent
 that lowers D(G(z, c), c), with a random step size per sample.
 Shuffle function T (Sec. 4.3, Eq. 8): a wrong label for every real feature.
@@ -145,6 +146,30 @@ def sample_between_classes(features, labels, mix_range, seed):
     return mixed, labels, ops.cast(ops.not_equal(labels, other_labels), features.dtype)
 
 
+def class_memory_bank(features, labels, num_classes: int, size: int, seed: int = 0) -> np.ndarray:
+    """M_c of Eq. 12 over the training set: ``[K, B, m]``, B features of each class c.
+
+    ``size`` > 0: a fixed random draw of ``size`` features per class (without replacement where
+    the class has enough); 0: every feature of the class (B = the largest class; smaller classes
+    repeat their own features, which changes no nearest-neighbour distance). A class without
+    features gets a draw from all classes, so its generated features are still pulled to data.
+    """
+    features = np.asarray(features, np.float32)
+    labels = np.asarray(labels)
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
+    width = size if size > 0 else int(counts.max())
+    bank = np.empty((num_classes, width, features.shape[-1]), np.float32)
+    for c in range(num_classes):
+        members = features[labels == c] if counts[c] else features
+        if size > 0:
+            chosen = rng.choice(len(members), width, replace=len(members) < width)
+        else:
+            chosen = np.resize(np.arange(len(members)), width)
+        bank[c] = members[chosen]
+    return bank
+
+
 def random_labels(num_samples: int, num_classes: int, seed):
     """Labels drawn uniformly from {0, ..., K-1}: c_hat for trivial features, c for G."""
     return keras.random.randint((num_samples,), 0, num_classes, seed=seed, dtype="int32")
@@ -161,10 +186,15 @@ def shuffle_labels(labels, num_classes: int, seed):
     return (labels + offset) % num_classes
 
 
-def sample_epsilon(num_samples: int, mean: float, std: float, low: float, high: float, seed):
-    """The FGSM step size, one per sample: eps ~ N(mean, std) clipped to [low, high] (Sec. 4.2)."""
+def sample_epsilon(num_samples: int, mean: float, std: float, low: float | None, high: float | None, seed):
+    """The FGSM step size, one per sample: eps ~ N(mean, std) (Sec. 4.2: "a random variable which
+    follows a gaussian distribution"), clipped to [low, high]; ``None`` leaves that side open."""
     eps = mean + std * keras.random.normal((num_samples, 1), seed=seed)
-    return ops.clip(eps, low, high)
+    if low is not None:
+        eps = ops.maximum(eps, low)
+    if high is not None:
+        eps = ops.minimum(eps, high)
+    return eps
 
 
 def fgsm_latent(generator, discriminator, z, labels, epsilon):

@@ -70,6 +70,30 @@ def test_shell_negatives_lie_in_the_low_density_band_of_their_class(mode):
     assert (nearest == labels).mean() > 0.9
 
 
+def diagonal_gaussian_log_likelihood(samples, labels, statistics):
+    z = (samples - statistics.means[labels]) / statistics.stds[labels]
+    return -0.5 * (z ** 2).sum(1) - np.log(statistics.stds[labels]).sum(1)
+
+
+def test_gaussian_tail_trivial_negatives_lie_in_each_classs_low_density_region():
+    """Table 3's Gaussian arm as the paper words it: negatives in the low-density area of each
+    class; the whole-Gaussian arm puts about half of its samples in the dense core."""
+    features, labels, statistics = shell_statistics()
+    likelihood = diagonal_gaussian_log_likelihood(features, labels, statistics)
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], trivial_sampling="gaussian_tail")
+    for arm, beyond in (("gaussian_tail", 0.99), ("gaussian", 0.3)):
+        gan = make_gan(dataclasses.replace(config, trivial_sampling=arm), 3, features, labels, seed=0)
+        trivial, trivial_labels = (np.asarray(t) for t in gan.sample_trivial(features))
+        assert trivial.shape == features.shape
+        # below the 10% likelihood quantile of the real features of the class it is labelled with
+        levels = np.array([np.quantile(likelihood[labels == c], 0.1) for c in range(3)])
+        low_density = diagonal_gaussian_log_likelihood(trivial, trivial_labels, statistics) < levels[trivial_labels]
+        if arm == "gaussian_tail":  # all but the few that the feature floor clips back inward
+            assert low_density.mean() >= beyond
+        else:
+            assert low_density.mean() < beyond
+
+
 def test_shell_negatives_are_clipped_at_the_feature_floor():
     features, labels, _ = shell_statistics()
     features = np.maximum(features - 25, 0)  # like ReLU features: many exact zeros
@@ -142,6 +166,12 @@ def test_epsilon_is_clipped_gaussian():
     assert abs(eps.mean() - 0.5) < 0.01
 
 
+def test_epsilon_without_bounds_is_an_unclipped_gaussian():
+    eps = np.asarray(sampling.sample_epsilon(20000, 0.1, 0.2, None, None, keras.random.SeedGenerator(0)))
+    assert eps.min() < 0 < 0.5 < eps.max()  # both tails present: nothing was clipped
+    assert abs(eps.mean() - 0.1) < 0.01 and abs(eps.std() - 0.2) < 0.01
+
+
 def test_fgsm_lowers_d_on_average():
     keras.utils.set_random_seed(0)
     generator = build_generator(8, 3, 5, (16,), "linear")
@@ -185,6 +215,38 @@ def test_uniform_loss_eq9_with_hard_negatives():
     assert float(losses.uniform_loss(REAL, TRIVIAL, None, 0.3)) == pytest.approx(without_hard, rel=1e-6)
 
 
+def log_sigmoid(x):
+    return -softplus(-x)
+
+
+def test_printed_eq8_and_eq9_use_plus_log_d_for_the_negatives():
+    # Eq. 8: E log D(f, T(c)) - E log D(f, c); Eq. 9: lambda_c E_{P_u} log D - E log D(f, c)
+    expected_s = np.mean(log_sigmoid(SHUFFLED)) - np.mean(log_sigmoid(REAL))
+    assert float(losses.shuffle_loss(REAL, SHUFFLED, "log_d")) == pytest.approx(expected_s, abs=1e-5)
+    expected_u = 0.7 * np.mean(log_sigmoid(TRIVIAL)) - np.mean(log_sigmoid(REAL))
+    assert float(losses.uniform_loss(REAL, TRIVIAL, None, 0.7, form="log_d")) == pytest.approx(expected_u, abs=1e-5)
+    # pooled: trivial and hard pairs are one expectation over P_u (Algorithm 1, line 7)
+    pooled = 0.7 * np.mean(log_sigmoid(np.concatenate([TRIVIAL, HARD]))) - np.mean(log_sigmoid(REAL))
+    assert float(losses.uniform_loss(REAL, TRIVIAL, HARD, 0.7, form="log_d", pool_hard=True)) == pytest.approx(
+        pooled, abs=1e-5)
+    separate = 0.7 * np.mean(log_sigmoid(TRIVIAL)) + 0.5 * np.mean(log_sigmoid(HARD)) - np.mean(log_sigmoid(REAL))
+    assert float(losses.uniform_loss(REAL, TRIVIAL, HARD, 0.7, 0.5, form="log_d")) == pytest.approx(separate, abs=1e-5)
+
+
+def test_printed_form_is_unbounded_but_clamped_at_the_guard():
+    # the printed negatives reward D -> 0 without limit (the bounded form saturates at 0) ...
+    very_negative, more_negative = np.array([-30.0], np.float32), np.array([-60.0], np.float32)
+    assert float(losses.negative_term(more_negative, "log_d")) < float(losses.negative_term(very_negative, "log_d"))
+    assert float(losses.negative_term(more_negative, "bce")) == pytest.approx(0.0, abs=1e-12)
+    # ... until log D reaches the guard, where the loss and its gradient stop
+    logits = tf.constant([-1e4, -50.0])
+    with tf.GradientTape() as tape:
+        tape.watch(logits)
+        value = losses.negative_term(logits, "log_d")
+    assert float(value) == pytest.approx((losses.LOG_D_FLOOR - 50.0) / 2, rel=1e-4)
+    np.testing.assert_allclose(tape.gradient(value, logits).numpy(), [0.0, 0.5], atol=1e-6)
+
+
 def test_losses_stay_finite_for_huge_logits():
     huge = np.array([1e4, -1e4], np.float32)
     for value in (losses.vanilla_loss(huge, huge), losses.shuffle_loss(huge, huge),
@@ -201,6 +263,23 @@ def test_nearest_same_class_l1_eq12():
     # class 2 has no real feature in the batch and is left out.
     value = losses.nearest_same_class_l1(generated, g_labels, real, r_labels)
     assert float(value) == pytest.approx(2.0)
+
+
+def test_memory_bank_l1_is_the_nearest_training_feature_of_the_class():
+    features, labels = tiny_features(n=300, dim=5)
+    generated = RNG.normal(2.0, 2.0, (40, 5)).astype("float32")
+    g_labels = RNG.integers(0, 3, 40).astype("int32")
+    # M_c exactly (size 0): the brute-force nearest L1 neighbour among all class-c features
+    bank = sampling.class_memory_bank(features, labels, 3, size=0)
+    brute = [np.abs(features[labels == c] - g).sum(1).min() for g, c in zip(generated, g_labels)]
+    assert float(losses.nearest_in_memory_bank_l1(generated, g_labels, bank)) == pytest.approx(np.mean(brute), rel=1e-5)
+    # a fixed draw of 16 per class: rows of the class, so its minimum can only be larger
+    small = sampling.class_memory_bank(features, labels, 3, size=16, seed=1)
+    assert small.shape == (3, 16, 5)
+    for c in range(3):
+        members = {tuple(row) for row in features[labels == c]}
+        assert all(tuple(row) in members for row in small[c])
+    assert float(losses.nearest_in_memory_bank_l1(generated, g_labels, small)) >= np.mean(brute) - 1e-4
 
 
 def test_generator_loss_eq12():
@@ -394,3 +473,107 @@ def test_l2_normalized_discriminator_sees_only_the_direction():
     discriminator = build_discriminator(6, 3, (16,), l2_normalize=True)
     np.testing.assert_allclose(discriminator([3.0 * features, labels]).numpy(),
                                discriminator([features, labels]).numpy(), rtol=1e-4, atol=1e-5)
+
+
+# ------------------------------------------- what a trained D does on a separable toy ----
+
+@pytest.fixture(scope="module")
+def trained_toy_gan():
+    """BAL's default losses (L_t + L_s + L_u, no extra negatives) on three separable classes."""
+    features, labels = tiny_features(n=1200)
+    config = GANConfig(latent_dim=4, generator_units=[32], discriminator_units=[64, 64], d_ema_decay=0.0,
+                       d_learning_rate=1e-3, g_learning_rate=1e-3)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    gan.fit(feature_batches(features, labels, 128, seed=0, epochs=40), epochs=1, verbose=0)
+    return gan, features, labels
+
+
+def toy_d(gan, f, c):
+    return keras.ops.sigmoid(gan.discriminator([np.asarray(f, np.float32), np.asarray(c, np.int32)])).numpy()
+
+
+def test_trained_d_accepts_real_pairs_and_rejects_wrong_labels(trained_toy_gan):
+    gan, features, labels = trained_toy_gan
+    shuffled = np.asarray(sampling.shuffle_labels(labels, 3, 0))
+    real, wrong = toy_d(gan, features, labels), toy_d(gan, features, shuffled)
+    assert np.median(real) > 0.8 and np.median(wrong) < 0.2  # L_s: the label matters
+    assert (real > wrong).mean() > 0.95
+
+
+def test_trained_d_rejects_the_uniform_box(trained_toy_gan):
+    gan, features, labels = trained_toy_gan
+    box = np.asarray(sampling.sample_uniform_box(features, 2000, 0))
+    box_labels = RNG.integers(0, 3, 2000)
+    assert np.median(toy_d(gan, box, box_labels)) < 0.2 < 0.8 < np.median(toy_d(gan, features, labels))
+
+
+def test_hard_features_score_below_real_ones_and_lie_farther_from_the_data_than_g(trained_toy_gan):
+    gan, features, labels = trained_toy_gan
+    z, z_adv, g_labels = (np.asarray(t) for t in gan.sample_hard(1000))
+    generated = gan.generator([z, g_labels]).numpy()
+    hard = gan.generator([z_adv, g_labels]).numpy()
+
+    def distance_to_class(points):  # L1 to the nearest real feature of the conditioning class
+        return np.array([np.abs(features[labels == c] - p).sum(1).min() for p, c in zip(points, g_labels)])
+
+    hard_distance, generated_distance = distance_to_class(hard), distance_to_class(generated)
+    # each G(z', c) against its own G(z, c): farther from the class's data more often than not
+    # (0.62 here; with the FGSM step reversed, 0.39), and farther in the median
+    assert (hard_distance > generated_distance).mean() > 0.55
+    assert np.median(hard_distance) > np.median(generated_distance)
+    assert np.median(toy_d(gan, hard, g_labels)) < np.median(toy_d(gan, generated, g_labels))
+    assert np.median(toy_d(gan, hard, g_labels)) < 0.5 < np.median(toy_d(gan, features, labels))
+
+
+def test_box_margin_widens_the_box_by_that_fraction_on_each_side():
+    features = RNG.normal(size=(64, 4)).astype("float32")
+    low, high = features.min(0), features.max(0)
+    samples = np.asarray(sampling.sample_uniform_box(features, 20000, 0, margin=0.5))
+    np.testing.assert_allclose(samples.min(0), low - 0.5 * (high - low), atol=0.01 * (high - low).max())
+    np.testing.assert_allclose(samples.max(0), high + 0.5 * (high - low), atol=0.01 * (high - low).max())
+    assert ((samples < low) | (samples > high)).any(1).mean() > 0.5  # most of the 2x-wide box is outside
+
+
+@pytest.mark.parametrize("preset", ["paper_literal", "paper"])
+def test_paper_presets_pull_g_to_the_memory_bank_not_the_batch(preset, monkeypatch):
+    from bal_tf.config import GAN_PRESETS
+
+    features, labels = tiny_features()
+    config = dataclasses.replace(GAN_PRESETS[preset](), latent_dim=4, generator_units=[8], discriminator_units=[8],
+                                 memory_bank_size=32)
+    gan = make_gan(config, 3, features, labels, seed=0)
+    assert tuple(gan.memory_bank.shape) == (3, 32, 6)
+    for c in range(3):  # the bank holds training features of its class
+        assert np.isin(gan.memory_bank.numpy()[c][:, 0], features[labels == c][:, 0]).all()
+    calls = []
+    monkeypatch.setattr(losses, "nearest_same_class_l1", lambda *a: calls.append("batch") or 0.0)
+    bank_l1 = losses.nearest_in_memory_bank_l1
+    monkeypatch.setattr(losses, "nearest_in_memory_bank_l1", lambda *a: calls.append("bank") or bank_l1(*a))
+    logs = gan.train_on_batch(features[:64], labels[:64].astype("int32"), return_dict=True)
+    assert set(calls) == {"bank"} and logs["g_l1"] > 0  # (traced once or twice)
+    assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_the_discriminator_returned_and_scored_is_the_selected_epochs():
+    from bal_tf.features import FeatureSet
+    from bal_tf.selection import SelectionData
+    from bal_tf.train_bal import train_bal
+
+    features, labels = tiny_features(n=512)
+    logits = np.eye(3, dtype=np.float32)[labels] * 5
+    train = FeatureSet(features, logits, labels)
+    selection = SelectionData(features[:64], logits[:64], {}, 64)
+    config = GANConfig(epochs=6, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
+                       synthetic_families=["uniform_features", "perturbed_features"], d_learning_rate=2e-3)
+    snapshots = []
+    record = keras.callbacks.LambdaCallback(
+        on_epoch_end=lambda epoch, logs: snapshots.append(recorder.model.scoring_discriminator.get_weights()))
+    recorder = record
+    result = train_bal(config, train, verbose=0, selection_data=selection, seed=2, extra_callbacks=[record])
+    criteria = [h["selection_criterion"] for h in result.history]
+    assert result.selected_epoch == int(np.argmax(criteria)) + 1
+    assert result.selected_epoch < config.epochs  # (this seed selects an earlier epoch: the test has teeth)
+    for kept, snapshot in ((result.discriminator, snapshots[result.selected_epoch - 1]),
+                           (result.last_discriminator, snapshots[-1])):
+        for a, b in zip(kept.get_weights(), snapshot):
+            np.testing.assert_array_equal(a, b)

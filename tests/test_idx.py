@@ -20,11 +20,14 @@ def test_reads_images_and_labels(tmp_path):
     np.testing.assert_array_equal(read_idx(write_idx(tmp_path / "l-idx1-ubyte", labels)), labels)
 
 
-def test_header_sizes_match_mnist_layout(tmp_path):
-    path = write_idx(tmp_path / "x", np.zeros((2, 28, 28), np.uint8))
-    assert path.stat().st_size == 16 + 2 * 28 * 28  # 16-byte header for 3-d image files
-    path = write_idx(tmp_path / "y", np.zeros((2,), np.uint8))
-    assert path.stat().st_size == 8 + 2  # 8-byte header for labels
+def test_reads_a_hand_written_mnist_layout_file(tmp_path):
+    # magic 0x00000803 (unsigned bytes, 3 dims), dims 2 x 2 x 3 big-endian, then 12 pixels
+    header = bytes([0, 0, 8, 3, 0, 0, 0, 2, 0, 0, 0, 2, 0, 0, 0, 3])
+    (tmp_path / "images").write_bytes(header + bytes(range(12)))
+    np.testing.assert_array_equal(read_idx(tmp_path / "images"), np.arange(12, dtype=np.uint8).reshape(2, 2, 3))
+    # labels: magic 0x00000801, one dim of 4
+    (tmp_path / "labels").write_bytes(bytes([0, 0, 8, 1, 0, 0, 0, 4, 7, 0, 9, 255]))
+    np.testing.assert_array_equal(read_idx(tmp_path / "labels"), [7, 0, 9, 255])
 
 
 def test_reads_gzip(tmp_path):

@@ -6,8 +6,11 @@ import shutil
 import numpy as np
 import pytest
 
+from bal_tf import classifier as classifier_lib
 from bal_tf import pipeline
+from bal_tf.backbones import feature_model
 from bal_tf.detector import BALDetector
+from bal_tf.evaluation import load_discriminator
 from bal_tf.data import load_dataset, to_numpy
 from tests.tiny import ROOT, TINY, tiny_settings
 
@@ -76,7 +79,19 @@ def test_detector_scores_images(tiny_run, provisioned_data_dir):
     images, _ = to_numpy(load_dataset("mnist", "test", data_dir=provisioned_data_dir, limit=8))
     out = detector.predict(images)
     assert set(out) == {"class", "p1", "p2", "score", "log_score"}
-    np.testing.assert_allclose(out["score"], out["p1"] * out["p2"], rtol=1e-5)
+    # the shipped detector is the run's classifier and its *selected* D, wired as Eq. 2:
+    # p1 = max softmax of H(x), c = argmax, p2 = sigmoid(D_selected(h(x), c))
+    classifier = classifier_lib.load_classifier(run_dir / "classifier.keras")
+    features, logits = (np.asarray(t) for t in feature_model(classifier)(images.astype(np.float32)))
+    probabilities = np.exp(logits - logits.max(1, keepdims=True))
+    probabilities /= probabilities.sum(1, keepdims=True)
+    predicted = probabilities.argmax(1)
+    selected = load_discriminator(run_dir / "bal" / "discriminator_selected.keras")
+    p2 = 1 / (1 + np.exp(-np.asarray(selected([features, predicted.astype(np.int32)]), np.float64)))
+    np.testing.assert_array_equal(out["class"], predicted)
+    np.testing.assert_allclose(out["p1"], probabilities.max(1), rtol=1e-4)
+    np.testing.assert_allclose(out["p2"], p2, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(out["score"], probabilities.max(1) * p2, rtol=1e-4, atol=1e-6)
 
 
 @pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
