@@ -44,7 +44,7 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
                for method, values in validation.baseline_metrics(scorer, sets).items()]
     for variant in variants:
         variant_overrides = list(overrides) + split_variant(variant)
-        config = base.with_overrides(variant_overrides)
+        config = with_variant(base, variant_overrides)
         selection_data = RunFeatures(config, run, progress=False).selection_data()
         for seed in seeds:
             start = time.time()
@@ -59,6 +59,23 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
                                 "selected_epoch": result.selected_epoch, "seconds": seconds,
                                 "validation": validation.bal_metrics(discriminator, sets, score), **stamp})
     return records
+
+
+def with_variant(base, overrides: list[str]):
+    """``base`` with a variant's overrides; an item ``gan_preset=NAME`` first replaces the whole
+    GAN section by that preset (``bal_tf.config.GAN_PRESETS``), the others apply after it."""
+    import dataclasses
+
+    from bal_tf.config import GAN_PRESETS
+    from bal_tf.errors import ConfigError
+
+    config = base
+    for item in (o for o in overrides if o.startswith("gan_preset=")):
+        name = item.split("=", 1)[1]
+        if name not in GAN_PRESETS:
+            raise ConfigError(f"Unknown GAN preset {name!r} in variant item {item!r}; known: {sorted(GAN_PRESETS)}")
+        config = dataclasses.replace(config, gan=GAN_PRESETS[name]())
+    return config.with_overrides([o for o in overrides if not o.startswith("gan_preset=")])
 
 
 def summary_table(records: list[dict]) -> str:
@@ -143,7 +160,8 @@ def main(argv=None):
     parser.add_argument("--run", action="append", type=Path, help="a run with stage 1 done")
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2], help="GAN seeds")
     parser.add_argument("--variant", action="append", default=[],
-                        help="'default' or comma-separated gan.field=value overrides (repeatable)")
+                        help="'default', or comma-separated gan.field=value overrides, of which one may be "
+                             "gan_preset=NAME (that GAN preset, the other overrides on top) (repeatable)")
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="gan.field=value applied to every variant")
     parser.add_argument("--family", action="append", help="validation families (default: all that apply)")
