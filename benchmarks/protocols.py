@@ -13,6 +13,10 @@ protocol, mean +- std over seeds, with BAL's rank, beside the paper's targets.
     python benchmarks/protocols.py --summarize-only ...   # tables from finished runs only
     # a variant: overrides for every run, run dirs named <preset>-<tag>-seed<N>
     python benchmarks/protocols.py --protocol offline-fashion_mnist --set classifier.epochs=16 --tag ep16 ...
+    # another GAN preset on the same classifiers (run dirs <preset>-gan_<NAME>-seed<N>; stage 1 is
+    # the default runs'), then one table with its BAL rows beside the default's
+    python benchmarks/protocols.py --gan-preset paper_literal ...
+    python benchmarks/protocols.py --summarize-only --beside-gan-preset paper_literal --beside-gan-preset paper ...
 
 The paper's Table 4 mixes Omniglot into the OOD sets; Omniglot is not available offline, so the
 offline protocols use Fashion-MNIST / MNIST alone.
@@ -42,6 +46,8 @@ PROTOCOL_PRESETS = {
 }
 # Extra OOD sets scored on a protocol's runs, each its own cell (the issue's "uniform noise" cell).
 EXTRA_OOD = {"offline-mnist": ["uniform_noise"]}
+# GAN presets (bal_tf.config.GAN_PRESETS), listed here so --help needs no TensorFlow import
+GAN_PRESET_NAMES = ["stable", "shells", "paper_literal", "paper"]
 # arch -> preset infix: mnist-cpu (ResNet-18, the paper's) and mnist-cnn-cpu (a plain CNN).
 ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",
@@ -57,17 +63,27 @@ def preset_for(protocol: str, scale: str, arch: str = "resnet18") -> str:
     return stem + ARCH_INFIX[arch] + ("-cpu" if scale == "cpu" else "")
 
 
+def gan_preset_tag(name: str) -> str:
+    return f"gan_{name}"
+
+
 def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
                  overrides: tuple[str, ...] = (), tag: str | None = None, arch: str = "resnet18",
-                 stages: str = "all") -> Path:
+                 stages: str = "all", gan_preset: str | None = None) -> Path:
+    """train.py then evaluate.py for one protocol and seed. With ``gan_preset``, stage 2 uses that
+    GAN preset on the classifier of the default run ``<preset>-seed<N>`` (trained first if missing)."""
     preset = preset_for(protocol, scale, arch)
     run_dir = runs_root / run_dir_name(preset, seed, tag)
     flags = ["--quiet"] if quiet else []
     sets = [arg for item in overrides for arg in ("--set", item)]
     extra = [arg for name in EXTRA_OOD.get(protocol, []) for arg in ("--ood", name)]
     start = time.time()
+    reuse = []
+    if gan_preset:
+        base = run_protocol(protocol, seed, scale, runs_root, quiet, overrides, None, arch, stages="classifier")
+        reuse = ["--gan-preset", gan_preset, "--classifier", str(base / "classifier.keras")]
     commands = [[str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
-                 "--stages", stages, *sets, *flags]]
+                 "--stages", stages, *reuse, *sets, *flags]]
     if stages == "all":
         commands.append([str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *extra, *flags])
     for command in commands:
@@ -83,12 +99,30 @@ def protocol_oods(protocol: str) -> list[str]:
     return ["+".join(PROTOCOLS[protocol][1])] + EXTRA_OOD.get(protocol, [])
 
 
-def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path]) -> list[dict]:
+def result_rows(run_dir: Path, beside: dict[str, Path] | None = None) -> list[dict]:
+    """evaluate.py's rows for a run, plus the BAL rows of the same classifier under other GAN
+    presets (``beside``: name -> run dir), renamed ``bal[NAME]`` / ``bal_last[NAME]`` / ..."""
+    rows = list(json.loads((run_dir / "eval" / "results.json").read_text())["rows"])
+    for name, other in (beside or {}).items():
+        for row in json.loads((other / "eval" / "results.json").read_text())["rows"]:
+            if row["method"].startswith("bal"):
+                rows.append({**row, "method": f"{row['method']}[{name}]"})
+    return rows
+
+
+def beside_dirs(run_dir: Path, names: list[str]) -> dict[str, Path]:
+    """The finished runs of the same classifier under other GAN presets (``gan_preset_tag``)."""
+    stem, seed = run_dir.name.rsplit("-seed", 1)
+    found = {name: run_dir.parent / f"{stem}-{gan_preset_tag(name)}-seed{seed}" for name in names}
+    return {name: path for name, path in found.items() if (path / "eval" / "results.json").is_file()}
+
+
+def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path],
+                 beside: list[str] = ()) -> list[dict]:
     """protocols.json cells: one per method, AUROC / FPR95 in % per seed (the runs' order)."""
     per_method: dict[str, dict[str, list[float]]] = {}
     for run_dir in run_dirs:
-        results = json.loads((run_dir / "eval" / "results.json").read_text())
-        for row in results["rows"]:
+        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside))):
             if row["ood"] == ood_name:
                 entry = per_method.setdefault(row["method"], {"auroc": [], "fpr95": []})
                 entry["auroc"].append(round(100 * row["auroc"], 4))
@@ -98,20 +132,26 @@ def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path]) 
             for method, values in per_method.items()]
 
 
-def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = None) -> tuple[str, dict]:
-    """Markdown table (mean +- std over runs) and a summary dict for one protocol and OOD set."""
+def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = None,
+                   beside: list[str] = ()) -> tuple[str, dict]:
+    """Markdown table (mean +- std over runs) and a summary dict for one protocol and OOD set.
+    BAL is ranked among the baselines; its other rows (last epoch, p2 alone, other GAN presets
+    in ``beside``) are shown, not ranked. A ``beside`` preset's rows need all its seeds."""
     ood_name = ood_name or protocol_oods(protocol)[0]
     per_method: dict[str, list[tuple[float, float]]] = {}
     accuracies = []
     for run_dir in run_dirs:
         results = json.loads((run_dir / "eval" / "results.json").read_text())
         accuracies.append(100 * results["classification_accuracy"])
-        for row in results["rows"]:
+        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside))):
             if row["ood"] == ood_name:
                 per_method.setdefault(row["method"], []).append((100 * row["auroc"], 100 * row["fpr95"]))
-    methods = [m for m in METHODS if m in per_method]
+    variants = [f"bal[{name}]" for name in beside]
+    per_method = {m: v for m, v in per_method.items() if len(v) == len(run_dirs)}
+    methods = [m for m in METHODS[:3] + variants + METHODS[3:] if m in per_method]
     means = {m: np.mean(per_method[m], axis=0) for m in methods}
-    ranked = [m for m in sorted(means, key=lambda m: -means[m][0]) if m not in ("bal_last", "bal_p2_only")]
+    ranked = [m for m in sorted(means, key=lambda m: -means[m][0])
+              if m not in ("bal_last", "bal_p2_only") and m not in variants]
     rows = []
     for method in methods:
         values = np.array(per_method[method])
@@ -144,11 +184,21 @@ def main(argv=None):
     parser.add_argument("--tag", help="names the run dirs <preset>-<tag>-seed<N> (needed with --set)")
     parser.add_argument("--stages", choices=["all", "classifier"], default="all",
                         help="'classifier': train stage 1 only (no GAN, no evaluation, no tables)")
+    parser.add_argument("--gan-preset", choices=sorted(GAN_PRESET_NAMES),
+                        help="stage 2 with this GAN preset on the default runs' classifiers "
+                             "(run dirs <preset>-gan_<NAME>-seed<N>)")
+    parser.add_argument("--beside-gan-preset", action="append", default=[], choices=sorted(GAN_PRESET_NAMES),
+                        help="when tabulating, add the BAL rows of these GAN presets' runs (bal[NAME])")
     parser.add_argument("--summarize-only", action="store_true", help="only tabulate finished runs")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.overrides and not args.tag:
         parser.error("--set changes the runs' config: give --tag too, so they get their own run dirs")
+    if args.gan_preset:
+        if args.overrides or args.tag:
+            parser.error("--gan-preset names its own run dirs and reuses the default runs' classifiers: "
+                         "no --set / --tag with it")
+        args.tag = gan_preset_tag(args.gan_preset)
     arches = args.arch or ["resnet18"]
 
     if args.stages == "classifier":
@@ -169,23 +219,26 @@ def main(argv=None):
             for seed in args.seeds:
                 run_dir = args.runs_root / run_dir_name(preset, seed, args.tag)
                 if not args.summarize_only:
-                    run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch)
+                    run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch,
+                                 gan_preset=args.gan_preset)
                 if (run_dir / "eval" / "results.json").is_file():
                     run_dirs.append(run_dir)
             if not run_dirs:
                 sections.append(f"## {protocol}, {arch} (preset {label})\n\nNo finished runs.\n")
                 continue
             for index, ood_name in enumerate(protocol_oods(protocol)):
-                table, summary = protocol_table(protocol, run_dirs, ood_name)
+                table, summary = protocol_table(protocol, run_dirs, ood_name, args.beside_gan_preset)
                 sections.append(f"## {protocol}: {ood_name}, {arch} (preset {label})\n\n{table}\n")
                 targets.append((protocol, arch, target if index == 0 else None, summary))
-                cells += cell_records(protocol, arch, ood_name, run_dirs)
+                cells += cell_records(protocol, arch, ood_name, run_dirs, args.beside_gan_preset)
 
     commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     machine = f"{platform.machine()}, {os.cpu_count()} CPUs, no GPU"
     command = ("python benchmarks/protocols.py " + " ".join(f"--protocol {p}" for p in args.protocol)
                + "".join(f" --arch {a}" for a in arches) + f" --seeds {' '.join(map(str, args.seeds))}"
-               + "".join(f" --set {o}" for o in args.overrides) + (f" --tag {args.tag}" if args.tag else ""))
+               + "".join(f" --set {o}" for o in args.overrides)
+               + (f" --gan-preset {args.gan_preset}" if args.gan_preset else (f" --tag {args.tag}" if args.tag else ""))
+               + "".join(f" --beside-gan-preset {n}" for n in args.beside_gan_preset))
     header = [
         "# Protocol results (generated by benchmarks/protocols.py)", "",
         f"Machine: {machine}; commit {commit}; scale {args.scale}. Command: `{command}`.",

@@ -52,3 +52,30 @@ def test_cross_run_ranks_count_the_baselines_ahead_of_bal(tmp_path):
     assert "| default | 2.50 | 1.50 | 2.00 |" in across  # run B: rank 2 then 1
     assert "only_b" not in across and "| x |" not in across  # only variants every run has
     assert "| knn | 1 |" in text  # counted once despite two invocations
+
+
+def write_results(run_dir, seed, aurocs):
+    (run_dir / "eval").mkdir(parents=True)
+    (run_dir / "config.json").write_text(json.dumps({"seed": seed}))
+    rows = [{"method": m, "ood": "fashion_mnist", "auroc": a, "fpr95": 1 - a} for m, a in aurocs.items()]
+    (run_dir / "eval" / "results.json").write_text(json.dumps({"classification_accuracy": 0.99, "rows": rows}))
+
+
+def test_protocol_table_puts_other_gan_presets_beside_bal_without_ranking_them(tmp_path):
+    import protocols
+
+    runs = []
+    for seed in (0, 1):
+        runs.append(tmp_path / f"mnist-cnn-cpu-seed{seed}")
+        write_results(runs[-1], seed, {"bal": 0.90, "bal_last": 0.5, "max_softmax": 0.95, "knn": 0.80})
+        write_results(tmp_path / f"mnist-cnn-cpu-gan_paper_literal-seed{seed}", seed,
+                      {"bal": 0.70 + 0.1 * seed, "bal_last": 0.6, "max_softmax": 0.95, "knn": 0.80})
+    table, summary = protocols.protocol_table("offline-mnist", runs, "fashion_mnist", ["paper_literal", "paper"])
+    assert "| bal[paper_literal] | 75.00 ± 7.07 |" in table  # sample std of 70 and 80
+    assert "bal_last[paper_literal]" not in table and "bal[paper]" not in table  # no runs: no row
+    assert summary["bal_rank"] == 2 and summary["methods_ranked"] == 3  # msp, bal, knn: variants unranked
+    cells = protocols.cell_records("offline-mnist", "cnn", "fashion_mnist", runs, ["paper_literal"])
+    literal = next(c for c in cells if c["method"] == "bal[paper_literal]")
+    assert literal["auroc"] == [70.0, 80.0] and literal["seeds"] == [0, 1]
+    assert {c["method"] for c in cells} == {"bal", "bal_last", "max_softmax", "knn", "bal[paper_literal]",
+                                            "bal_last[paper_literal]"}
