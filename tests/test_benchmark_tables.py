@@ -79,3 +79,50 @@ def test_protocol_table_puts_other_gan_presets_beside_bal_without_ranking_them(t
     assert literal["auroc"] == [70.0, 80.0] and literal["seeds"] == [0, 1]
     assert {c["method"] for c in cells} == {"bal", "bal_last", "max_softmax", "knn", "bal[paper_literal]",
                                             "bal_last[paper_literal]"}
+
+
+def protocol_cells(protocol, backbone, ood, aurocs):
+    return [{"protocol": protocol, "backbone": backbone, "ood": ood, "method": m, "seeds": [0, 1],
+             "auroc": a, "fpr95": [5.0, 5.0]} for m, a in aurocs.items()]
+
+
+def test_headline_ranks_bal_checks_the_targets_and_fills_the_readme_block(tmp_path):
+    import headline
+
+    results = {"commit": "abc1234", "machine": "x86_64, 2 CPUs, no GPU", "command": "python benchmarks/protocols.py",
+               "scale": "cpu", "cells":
+                   protocol_cells("offline-fashion_mnist", "cnn", "mnist",
+                                  {"bal": [97.0, 98.0], "bal_last": [99.9, 99.9], "bal[paper]": [99.9, 99.9],
+                                   "max_softmax": [96.0, 98.5], "knn": [99.0, 99.0]})
+                   + protocol_cells("offline-mnist", "cnn", "fashion_mnist",
+                                    {"bal": [99.6, 99.8], "max_softmax": [98.0, 98.0], "knn": [99.0, 99.0]})}
+    summaries = {s["protocol"]: s for s in headline.cell_summaries(results)}
+    fashion = summaries["offline-fashion_mnist"]
+    # bal_last and other presets are not ranked: knn, then BAL (97.5), then max-softmax (97.25)
+    assert (fashion["rank"], fashion["methods"], fashion["best_other"]) == (2, 3, "knn")
+    assert not fashion["beats_msp_every_seed"]  # 98.0 < 98.5 in seed 1
+    assert summaries["offline-mnist"]["rank"] == 1
+    report = "\n".join(headline.targets_report(list(summaries.values())))
+    assert "every cell and seed: no (not in 1 of 2 cells)" in report
+    assert "mean rank over the cells at most 1.5: yes (1.50 over 2 cells)" in report
+    assert "offline-fashion_mnist (cnn) >= 97.8: no (97.50, 0.30 short)" in report
+    assert "offline-mnist (cnn) >= 99.5: yes (99.70)" in report
+
+    (tmp_path / "protocols.json").write_text(json.dumps(results))
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{headline.BEGIN}\nold, hand-typed numbers\n{headline.END}\nrest\n")
+    argv = ["--results", str(tmp_path / "protocols.json"), "--readme", str(readme)]
+    assert headline.main(argv + ["--check"]) == 1
+    assert headline.main(argv) == 0 and headline.main(argv + ["--check"]) == 0
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("\nrest\n") and "hand-typed" not in text
+    assert "| offline-fashion_mnist | cnn | mnist | 97.50 ± 0.71 | 97.25 ± 1.77 | knn 99.00 ± 0.00 | 2 of 3 | no |" in text
+
+
+def test_readme_headline_is_generated_from_the_committed_protocol_results():
+    import headline
+
+    results = Path(headline.ROOT) / "docs" / "results" / "protocols.json"
+    if not results.is_file():
+        pytest.skip("no docs/results/protocols.json committed yet")
+    assert headline.main(["--check"]) == 0, "README.md's headline block is stale: python benchmarks/headline.py"
