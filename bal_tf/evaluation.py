@@ -163,7 +163,9 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
             except InputError as exc:
                 raise InputError(f"Method {method!r}, ID test vs {ood_name}: {exc}") from exc
             rows.append({"method": method, "ood": ood_name, **values})
-    return {"run": str(run.root), "id": config.data.id_dataset,
+    from bal_tf.provenance import stamp
+
+    return {"run": str(run.root), "id": config.data.id_dataset, **stamp(),
             "classification_accuracy": float(np.mean(test.predictions == test.labels)),
             "convention": metrics_lib.CONVENTION, "bal_missing": not scorer.has_bal,
             "odin_parameters": odin_parameters, "rows": rows, "scores": scores}

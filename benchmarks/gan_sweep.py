@@ -67,8 +67,15 @@ def sweep(run: Path, variants: list[str], seeds: list[int], oods: list[str], ove
 
 
 def append_jsonl(path: Path | None, records: list[dict]) -> None:
-    """Prints each record as a JSON line, and appends it to ``path`` if given."""
+    """Prints each record as a JSON line, and appends it to ``path`` if given; each record is
+    stamped with the commit, the machine and the command that measured it."""
+    import sys
+
+    from tables import provenance
+
+    stamp = {**provenance(), "command": " ".join(["python", *sys.argv])}
     for record in records:
+        record = {**record, **{k: v for k, v in stamp.items() if k not in record}}
         print(json.dumps(record), flush=True)
         if path:
             with open(path, "a") as handle:

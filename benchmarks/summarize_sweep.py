@@ -23,6 +23,7 @@ def main(argv=None):
                         help="Table 3's layout: variants 'table3:dim=D:NAME' as rows NAME, columns D")
     args = parser.parse_args(argv)
     records = [json.loads(line) for line in open(args.jsonl) if line.strip()]
+    print(provenance_line(args.jsonl, records))
     if args.by_dim:
         by_dim_table(records, args.ood[0] if args.ood else "fashion_mnist")
         return
@@ -47,8 +48,23 @@ def main(argv=None):
             for tag, metric in (("selected", "auroc"), ("selected", "fpr95"), ("last", "auroc")):
                 cells.append(mean_std([100 * r[f"{tag}/{ood}"][metric] for r in runs]))
         rows.append(cells)
-    print("In %, " + SPREAD_LABEL.format(n="the listed") + ".")
+    print("In %, " + SPREAD_LABEL.format(n="the listed") + ".\n")
     print(markdown_table(header, rows))
+
+
+def provenance_line(path: str, records: list[dict]) -> str:
+    """Where the records were measured: their commits, machines and commands (stamped by
+    gan_sweep.append_jsonl; older records carry none and are counted as unstamped)."""
+    stamped = [r for r in records if "commit" in r]
+    parts = [f"From `{path}` ({len(records)} records)"]
+    if stamped:
+        parts.append("measured at commit(s) " + ", ".join(sorted({r["commit"] for r in stamped}))
+                     + " on " + "; ".join(sorted({r["machine"] for r in stamped}))
+                     + " by " + "; ".join(f"`{c}`" for c in sorted({r["command"] for r in stamped})))
+    if len(stamped) < len(records):
+        parts.append(f"{len(records) - len(stamped)} records unstamped (written before records carried "
+                     "their commit; see the text for the commit)")
+    return ", ".join(parts) + ".\n"
 
 
 def by_dim_table(records: list[dict], ood: str) -> None:
@@ -77,7 +93,7 @@ def by_dim_table(records: list[dict], ood: str) -> None:
             row.append(f"{mean_std([100 * r['auroc'] for r in runs])} / {fpr.mean():.1f}"
                        + (f" ({len(runs)})" if len(runs) > 1 else ""))
         rows.append(row)
-    print("AUROC " + SPREAD_LABEL.format(n="the (count)") + " / mean FPR95, in %.")
+    print("AUROC " + SPREAD_LABEL.format(n="the (count)") + " / mean FPR95, in %.\n")
     print(markdown_table(["method"] + [f"dim {d}: AUROC / FPR95" for d in dims], rows))
 
 

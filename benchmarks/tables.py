@@ -28,22 +28,10 @@ def mean_std(values, digits: int = 2) -> str:
 
 def provenance() -> dict:
     """Where a result was measured: this checkout's commit (``+dirty`` with local changes) and
-    the machine."""
-    import os
-    import platform
-    import subprocess
-    from pathlib import Path
+    the machine (``bal_tf.provenance``)."""
+    from bal_tf.provenance import stamp
 
-    root = Path(__file__).resolve().parents[1]
-
-    def git(*args):
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True).stdout.strip()
-
-    commit = git("rev-parse", "--short", "HEAD") or "unknown"
-    if git("status", "--porcelain", "--untracked-files=no"):
-        commit += "+dirty"
-    gpu = "GPU" if Path("/dev/nvidia0").exists() else "no GPU"
-    return {"commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {gpu}"}
+    return stamp()
 
 
 def split_variant(variant: str) -> list[str]:

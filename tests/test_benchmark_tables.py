@@ -126,3 +126,43 @@ def test_readme_headline_is_generated_from_the_committed_protocol_results():
     if not results.is_file():
         pytest.skip("no docs/results/protocols.json committed yet")
     assert headline.main(["--check"]) == 0, "README.md's headline block is stale: python benchmarks/headline.py"
+
+
+def test_reproduce_replaces_a_block_and_only_that_block():
+    import reproduce
+
+    text = "a\n<!-- reproduce:t1:begin -->\nold\n<!-- reproduce:t1:end -->\nb\n"
+    assert reproduce.replace_block(text, "t1", "new\n") == "a\n<!-- reproduce:t1:begin -->\nnew\n<!-- reproduce:t1:end -->\nb\n"
+    with pytest.raises(SystemExit, match="no <!-- reproduce:t2:begin -->"):
+        reproduce.replace_block(text, "t2", "x")
+
+
+def test_reproduce_moves_a_sweep_into_place_only_when_it_finished(tmp_path, monkeypatch):
+    import reproduce
+
+    (tmp_path / "raw.jsonl").write_text("committed\n")
+    (tmp_path / "doc.md").write_text("<!-- reproduce:t:begin -->\n<!-- reproduce:t:end -->\n")
+    write = "open('raw.jsonl.partial', 'a').write('new\\n')"
+
+    def fake_jobs(runs_root, fail):
+        measure = [[sys.executable, "-c", write + ("; raise SystemExit(3)" if fail else "")]]
+        render = [([sys.executable, "-c", "print(open('raw.jsonl').read().strip())"], "doc.md#t")]
+        return [reproduce.Job("sweep", "a sweep", measure, render, sweeps={"raw.jsonl.partial": "raw.jsonl"})]
+
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "commit", lambda: "abc")
+    argv = ["--only", "sweep", "--runs-root", str(tmp_path / "runs")]
+    monkeypatch.setattr(reproduce, "jobs", lambda root: fake_jobs(root, fail=True))
+    with pytest.raises(Exception):  # killed / failed mid-sweep: the committed raw file is untouched
+        reproduce.main(argv)
+    assert (tmp_path / "raw.jsonl").read_text() == "committed\n"
+    assert not (tmp_path / "runs" / "reproduce_state.json").exists()
+    monkeypatch.setattr(reproduce, "jobs", lambda root: fake_jobs(root, fail=False))
+    assert reproduce.main(argv) == 0
+    # the half-written partial of the failed attempt was discarded, not appended to
+    assert (tmp_path / "raw.jsonl").read_text() == "new\n"
+    assert "new" in (tmp_path / "doc.md").read_text()
+    state = json.loads((tmp_path / "runs" / "reproduce_state.json").read_text())
+    assert state["sweep"]["commit"] == "abc"
+    with pytest.raises(SystemExit):
+        reproduce.main(["--only", "nope"])

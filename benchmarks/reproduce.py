@@ -1,0 +1,208 @@
+#!/usr/bin/env python
+"""Regenerate every measured number in the docs from raw results this command writes.
+
+Each job measures (train / evaluate / sweep commands that write raw JSON or JSON lines, each
+record stamped with commit, machine and command), then renders: the Markdown under docs/ and the
+README's generated blocks come from those raw files only. ``--render-only`` redoes the second
+half from the raw files already there.
+
+    python benchmarks/reproduce.py --list
+    python benchmarks/reproduce.py --all                 # every job not yet done at this commit
+    python benchmarks/reproduce.py --only protocols --only table1-2
+    python benchmarks/reproduce.py --all --render-only   # docs from the raw files, no training
+    python benchmarks/reproduce.py --all --dry-run       # print the commands
+
+Resumable: a killed job is redone from its start on the next call, and the commands inside it
+resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
+go to a temporary file that replaces the committed one only when the sweep has finished, so a
+kill never leaves a half-written raw file. Finished jobs are recorded, with their commit, in
+``RUNS_ROOT/reproduce_state.json``.
+
+Full cost on the 2-core CPU machine: roughly 4 h for the protocols (2 backbones x 4 protocols x
+3 seeds), 2.5 h for each other GAN preset on them, 4 h for the validation decision log, 1.5 h
+for Tables 1-2, 2 h for Table 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = "docs/results"
+PROTOCOLS = ["offline-mnist", "offline-fashion_mnist", "heldout-mnist", "heldout-fashion_mnist"]
+OTHER_GAN_PRESETS = ["paper_literal", "paper"]
+VALIDATION_RUNS = ["mnist-4to9-cpu", "mnist-4to9-cnn-cpu", "fashion_mnist-4to9-cpu"]
+# The decision log's variants (docs/DESIGN.md, "The validation protocol and the decision log").
+VALIDATION_VARIANTS = [
+    "default", "gan_preset=shells", "gan_preset=paper", "gan_preset=paper_literal",
+    "gan.discriminator_input=l2_normalized", "gan.d_ema_bias_correction=true", "gan.epochs=10",
+    "gan.g_learning_rate=0.0002", "gan.box_margin=0.5", "gan.label_conditioning=projection",
+]
+BLOCK = "<!-- reproduce:{name}:{edge} -->"
+
+
+@dataclasses.dataclass
+class Job:
+    """One reproducible result: measuring commands, then rendering commands.
+
+    Attributes:
+        name: for --only.
+        what: one line for --list.
+        measure: commands (argv lists, run from the repository root) that write raw results.
+        sweeps: ``{temporary JSON lines file: committed file}``, moved into place after ``measure``.
+        render: ``(command, target)``: the command's stdout replaces the block ``target``
+            (``"FILE#BLOCK"``, between ``<!-- reproduce:BLOCK:begin/end -->``) or, with target
+            ``None``, the command writes its own files.
+    """
+
+    name: str
+    what: str
+    measure: list[list[str]]
+    render: list[tuple[list[str], str | None]]
+    sweeps: dict[str, str] = dataclasses.field(default_factory=dict)
+
+
+def python(script: str, *args: str) -> list[str]:
+    return [sys.executable, script, *args]
+
+
+def protocol_args(runs_root: str) -> list[str]:
+    args = [arg for p in PROTOCOLS for arg in ("--protocol", p)]
+    return args + ["--arch", "resnet18", "--arch", "cnn", "--seeds", "0", "1", "2", "--runs-root", runs_root, "--quiet"]
+
+
+def jobs(runs_root: str) -> list[Job]:
+    r = runs_root
+    tables = python("benchmarks/protocols.py", *protocol_args(r), "--summarize-only",
+                    *[arg for n in OTHER_GAN_PRESETS for arg in ("--beside-gan-preset", n)],
+                    "--out", f"{RESULTS}/protocols.md", "--json", f"{RESULTS}/protocols.json")
+    validation_runs = [f"{r}/{name}-seed0" for name in VALIDATION_RUNS]
+    validation_raw = [f"{RESULTS}/validation/{name}-seed0.jsonl" for name in VALIDATION_RUNS]
+    mnist_runs = [f"{r}/mnist-cpu-seed{s}" for s in (0, 1, 2)]
+    return [
+        Job("protocols", "test protocols, both backbones, 3 seeds, every method (default GAN)",
+            [python("benchmarks/protocols.py", *protocol_args(r), "--out", f"{r}/protocols_default.md")],
+            [(tables, None), (python("benchmarks/headline.py"), None)]),
+        *[Job(f"protocols-{name}", f"the {name} GAN preset on the protocols' classifiers",
+              [python("benchmarks/protocols.py", *protocol_args(r), "--gan-preset", name,
+                      "--out", f"{r}/protocols_{name}.md")],
+              [(tables, None), (python("benchmarks/headline.py"), None)])
+          for name in OTHER_GAN_PRESETS],
+        Job("validation", "the decision log: every variant on the three validation runs, 3 GAN seeds",
+            [python("train.py", "--preset", name, "--run-dir", run, "--stages", "classifier", "--quiet")
+             for name, run in zip(VALIDATION_RUNS, validation_runs)]
+            + [python("benchmarks/validate.py", "--run", run, "--seeds", "0", "1", "2",
+                      *[arg for v in VALIDATION_VARIANTS for arg in ("--variant", v)], "--out", raw + ".partial")
+               for run, raw in zip(validation_runs, validation_raw)],
+            [(python("benchmarks/validate.py", "--summarize", *validation_raw,
+                     "--markdown", f"{RESULTS}/validation/summary.md"), None)],
+            sweeps={raw + ".partial": raw for raw in validation_raw}),
+        Job("table1-2", "Tables 1 and 2 (loss terms, lambda_c) on the MNIST runs of the protocols",
+            [python("benchmarks/ablations.py", "--table", "1", "--table", "2", "--ood", "fashion_mnist",
+                    "--runs", *mnist_runs, "--out", f"{RESULTS}/ablations_mnist_cpu.jsonl.partial")],
+            [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/ablations_mnist_cpu.jsonl", "--ood",
+                     "fashion_mnist", "--prefix", "table1:"), "docs/results/REPRODUCTION.md#table1"),
+             (python("benchmarks/summarize_sweep.py", f"{RESULTS}/ablations_mnist_cpu.jsonl", "--ood",
+                     "fashion_mnist", "--prefix", "table2:"), "docs/results/REPRODUCTION.md#table2")],
+            sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"}),
+        Job("table3", "Table 3 (uniform vs low-density Gaussian vs whole Gaussian, dims 2-512)",
+            [python("benchmarks/ablations.py", "--table", "3", "--table3-classifier-seed", "0", "--ood",
+                    "fashion_mnist", "--table3-root", f"{r}/ablation", "--out",
+                    f"{RESULTS}/table3_mnist_cpu.jsonl.partial")],
+            [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
+                     "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
+            sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"}),
+    ]
+
+
+def replace_block(text: str, name: str, content: str, path: str = "") -> str:
+    begin, end = BLOCK.format(name=name, edge="begin"), BLOCK.format(name=name, edge="end")
+    if begin not in text or end not in text:
+        raise SystemExit(f"{path or 'the document'} has no {begin} ... {end} block.")
+    head, rest = text.split(begin, 1)
+    _, tail = rest.split(end, 1)
+    return f"{head}{begin}\n{content.rstrip()}\n{end}{tail}"
+
+
+def run_command(command: list[str], dry_run: bool, capture: bool = False) -> str:
+    shown = " ".join(["python", *command[1:]]) if command[0] == sys.executable else " ".join(command)
+    print(f"reproduce: {shown}", flush=True)
+    if dry_run:
+        return ""
+    result = subprocess.run(command, cwd=ROOT, check=True, text=True,
+                            stdout=subprocess.PIPE if capture else None)
+    return result.stdout if capture else ""
+
+
+def render(job: Job, dry_run: bool) -> None:
+    for command, target in job.render:
+        if target is None:
+            run_command(command, dry_run)
+            continue
+        output = run_command(command, dry_run, capture=True)
+        if dry_run:
+            continue
+        file, block = target.split("#", 1)
+        path = ROOT / file
+        path.write_text(replace_block(path.read_text(), block, output, file))
+
+
+def commit() -> str:
+    return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
+                          text=True).stdout.strip() or "unknown"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--all", action="store_true", help="every job not yet done at this commit")
+    parser.add_argument("--only", action="append", default=[], metavar="NAME", help="this job (repeatable)")
+    parser.add_argument("--list", action="store_true", help="list the jobs")
+    parser.add_argument("--runs-root", default="runs", help="where the jobs' run directories live")
+    parser.add_argument("--render-only", action="store_true", help="only regenerate docs from the raw files")
+    parser.add_argument("--force", action="store_true", help="redo jobs already done at this commit")
+    parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    args = parser.parse_args(argv)
+    known = jobs(args.runs_root)
+    names = [job.name for job in known]
+    if args.list:
+        for job in known:
+            print(f"{job.name:26s} {job.what}")
+        return 0
+    unknown = [n for n in args.only if n not in names]
+    if unknown:
+        parser.error(f"unknown job(s) {unknown}; known: {names}")
+    if not args.all and not args.only:
+        parser.error("give --all, --only NAME or --list")
+    selected = [job for job in known if args.all or job.name in args.only]
+    state_path = Path(args.runs_root) / "reproduce_state.json"
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    for job in selected:
+        done_at = state.get(job.name, {}).get("commit")
+        if not args.render_only:
+            if done_at == commit() and not args.force:
+                print(f"reproduce: {job.name}: measured at this commit ({done_at}) already; rendering only")
+            else:
+                start = time.time()
+                for temporary in job.sweeps:
+                    (ROOT / temporary).unlink(missing_ok=True)  # a killed sweep starts over
+                for command in job.measure:
+                    run_command(command, args.dry_run)
+                if not args.dry_run:
+                    for temporary, final in job.sweeps.items():
+                        shutil.move(ROOT / temporary, ROOT / final)
+                    state[job.name] = {"commit": commit(), "seconds": round(time.time() - start)}
+                    state_path.parent.mkdir(parents=True, exist_ok=True)
+                    state_path.write_text(json.dumps(state, indent=1) + "\n")
+        render(job, args.dry_run)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
