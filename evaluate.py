@@ -14,7 +14,8 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         description="Score the ID test split and OOD sets with BAL (p1*p2 at the selected and the "
         "last checkpoint, p2 alone) and the baselines (max-softmax, max-logit, energy, ODIN, "
-        "Mahalanobis, KNN, ViM, Generalized ODIN) on the same frozen backbone. Metrics follow the "
+        "Mahalanobis, KNN, ViM, Generalized ODIN; with --trained-baselines also GCPL and AEC, which "
+        "need their own training) on the same frozen backbone. Metrics follow the "
         "paper: ID is the positive class. Writes RUN/eval/results.{md,csv,json}, scores.npz and "
         "plots (ROC, histograms; confidence map for a 2-d feature layer).",
         epilog="Protocols: " + "; ".join(f"{k}: {v[0]} vs {'+'.join(v[1])}" for k, v in PROTOCOLS.items()),
@@ -28,6 +29,9 @@ def main(argv=None) -> int:
     parser.add_argument("--protocol", choices=sorted(PROTOCOLS), help="the paper's OOD sets for an ID set")
     parser.add_argument("--limit", type=int, help="use at most this many images per OOD set")
     parser.add_argument("--no-odin", action="store_true", help="skip ODIN (it needs input gradients)")
+    parser.add_argument("--trained-baselines", action="store_true",
+                        help="also GCPL and AEC, the paper's baselines that need their own training: "
+                        "trained once per run into RUN/baselines/ (about as long as stage 1)")
     parser.add_argument("--no-plots", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     parser.add_argument("--verbose", action="store_true", help="show TensorFlow's own log lines")
@@ -46,7 +50,7 @@ def main(argv=None) -> int:
                 raise evaluation.InputError(f"Protocol {args.protocol} is for ID {id_name}; this run's ID is {run_id}.")
             ood_names = protocol_oods + names
         results = evaluation.evaluate_run(args.run, ood_names, progress=not args.quiet, limit=args.limit,
-                                          odin=not args.no_odin)
+                                          odin=not args.no_odin, trained_baselines=args.trained_baselines)
         out = evaluation.write_results(args.run, results)
         if not args.no_plots:
             evaluation.make_plots(args.run, results)

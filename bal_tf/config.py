@@ -229,6 +229,25 @@ class GANConfig(_ChoicesChecked):
     )
 
 
+@dataclasses.dataclass
+class BaselinesConfig:
+    """The baselines that need their own training (``evaluate.py --trained-baselines``;
+    ``bal_tf.trained_baselines``). They use the ``classifier`` section's data, batch size,
+    optimizer and (GCPL) epochs.
+
+    Attributes:
+        gcpl_prototype_weight: lambda of GCPL's prototype loss (the paper's Sec. 5.2: 0.01).
+        gcpl_gamma: the temperature of GCPL's distance-based logits -gamma ||f - m_k||^2.
+        aec_epochs: epochs of the AEC autoencoder.
+        aec_latent_dim: size of its code.
+    """
+
+    gcpl_prototype_weight: float = 0.01
+    gcpl_gamma: float = 1.0
+    aec_epochs: int = 10
+    aec_latent_dim: int = 64
+
+
 def paper_literal_gan() -> GANConfig:
     """The paper as printed wherever it is specified (docs/DESIGN.md, "The paper's recipe").
 
@@ -284,6 +303,7 @@ class RunConfig:
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     classifier: ClassifierTrainConfig = dataclasses.field(default_factory=ClassifierTrainConfig)
     gan: GANConfig = dataclasses.field(default_factory=GANConfig)
+    baselines: BaselinesConfig = dataclasses.field(default_factory=BaselinesConfig)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

@@ -112,8 +112,11 @@ def choose_odin_parameters(logits_model, holdout_images: np.ndarray, seed: int =
 
 
 def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = True,
-                 limit: int | None = None, odin: bool = True) -> dict:
+                 limit: int | None = None, odin: bool = True, trained_baselines: bool = False) -> dict:
     """Scores the ID test split and each OOD set with every method; returns a results dict.
+
+    ``trained_baselines``: also GCPL and AEC, which need their own training (done once per run
+    into ``RUN/baselines/``, about as long as stage 1; ``bal_tf.trained_baselines``).
 
     Raises:
         DatasetNotAvailableError: an OOD set is not present (checked before any scoring).
@@ -149,6 +152,16 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images, *odin_parameters)
         for name, make in load_ood.items():
             scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)
+
+    if trained_baselines:
+        from bal_tf import trained_baselines as trained
+
+        models = trained.train_trained_baselines(config, run.root, features.id_data, verbose="auto" if progress else 0)
+        image_sets = {"id": features.id_data.test.map(lambda x, y: x),
+                      **{name: make().map(lambda x, y: x) for name, make in load_ood.items()}}
+        for name, images in image_sets.items():
+            scores[name]["gcpl"] = trained.gcpl_scores(models["gcpl"], images)
+            scores[name]["aec"] = -trained.reconstruction_errors(models["aec"], images)
 
     if len(ood_names) > 1:
         mixture = "+".join(ood_names)

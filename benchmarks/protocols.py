@@ -49,7 +49,7 @@ GAN_PRESET_NAMES = ["stable", "shells", "paper_literal", "paper"]
 # arch -> preset infix: mnist-cpu (ResNet-18, the paper's) and mnist-cnn-cpu (a plain CNN).
 ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",
-           "knn", "vim", "generalized_odin"]
+           "knn", "vim", "generalized_odin", "gcpl", "aec"]
 
 
 def run_dir_name(preset: str, seed: int, tag: str | None) -> str:
@@ -67,7 +67,7 @@ def gan_preset_tag(name: str) -> str:
 
 def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
                  overrides: tuple[str, ...] = (), tag: str | None = None, arch: str = "resnet18",
-                 stages: str = "all", gan_preset: str | None = None) -> Path:
+                 stages: str = "all", gan_preset: str | None = None, trained_baselines: bool = False) -> Path:
     """train.py then evaluate.py for one protocol and seed. With ``gan_preset``, stage 2 uses that
     GAN preset on the classifier of the default run ``<preset>-seed<N>`` (trained first if missing)."""
     preset = preset_for(protocol, scale, arch)
@@ -82,24 +82,27 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
         reuse = ["--gan-preset", gan_preset, "--classifier", str(base / "classifier.keras")]
     commands = [[str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
                  "--stages", stages, *reuse, *sets, *flags]]
-    if stages == "all" and not evaluated_at_this_commit(run_dir):
-        commands.append([str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *extra, *flags])
+    if stages == "all" and not evaluated_at_this_commit(run_dir, trained_baselines):
+        commands.append([str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *extra, *flags,
+                         *(["--trained-baselines"] if trained_baselines else [])])
     for command in commands:
         subprocess.run([sys.executable, *command], check=True, cwd=ROOT)
     print(f"protocols: {protocol} seed {seed} done in {time.time() - start:.0f} s ({run_dir})", flush=True)
     return run_dir
 
 
-def evaluated_at_this_commit(run_dir: Path) -> bool:
+def evaluated_at_this_commit(run_dir: Path, trained_baselines: bool = False) -> bool:
     """True if the run's eval/results.json was written by this very code (same clean commit,
-    after the detector it scores): then evaluating again would only repeat it."""
+    after the detector it scores, with GCPL / AEC if asked for): evaluating again would only
+    repeat it."""
     from bal_tf.provenance import source_commit
 
     results, detector = run_dir / "eval" / "results.json", run_dir / "detector.keras"
     if not results.is_file() or not detector.is_file() or results.stat().st_mtime < detector.stat().st_mtime:
         return False
-    commit = source_commit()
-    return "+dirty" not in commit and json.loads(results.read_text()).get("commit") == commit
+    commit, written = source_commit(), json.loads(results.read_text())
+    has_trained = any(row["method"] == "gcpl" for row in written["rows"])
+    return "+dirty" not in commit and written.get("commit") == commit and (has_trained or not trained_baselines)
 
 
 def evaluation_commits(run_dirs: list[Path]) -> list[str]:
@@ -203,6 +206,8 @@ def main(argv=None):
                              "(run dirs <preset>-gan_<NAME>-seed<N>)")
     parser.add_argument("--beside-gan-preset", action="append", default=[], choices=sorted(GAN_PRESET_NAMES),
                         help="when tabulating, add the BAL rows of these GAN presets' runs (bal[NAME])")
+    parser.add_argument("--trained-baselines", action="store_true",
+                        help="evaluate GCPL and AEC too (their own training, about a stage 1 per run)")
     parser.add_argument("--summarize-only", action="store_true", help="only tabulate finished runs")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
@@ -234,7 +239,7 @@ def main(argv=None):
                 run_dir = args.runs_root / run_dir_name(preset, seed, args.tag)
                 if not args.summarize_only:
                     run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch,
-                                 gan_preset=args.gan_preset)
+                                 gan_preset=args.gan_preset, trained_baselines=args.trained_baselines)
                 if (run_dir / "eval" / "results.json").is_file():
                     run_dirs.append(run_dir)
                     all_run_dirs += [run_dir, *beside_dirs(run_dir, args.beside_gan_preset).values()]

@@ -87,8 +87,9 @@ def jobs(runs_root: str) -> list[Job]:
     validation_raw = [f"{RESULTS}/validation/{name}-seed0.jsonl" for name in VALIDATION_RUNS]
     mnist_runs = [f"{r}/mnist-cpu-seed{s}" for s in (0, 1, 2)]
     return [
-        Job("protocols", "test protocols, both backbones, 3 seeds, every method (default GAN)",
-            [python("benchmarks/protocols.py", *protocol_args(r), "--out", f"{r}/protocols_default.md")],
+        Job("protocols", "test protocols, both backbones, 3 seeds, every method incl. GCPL / AEC (default GAN)",
+            [python("benchmarks/protocols.py", *protocol_args(r), "--trained-baselines",
+                    "--out", f"{r}/protocols_default.md")],
             [(tables, None), (python("benchmarks/headline.py"), None)]),
         *[Job(f"protocols-{name}", f"the {name} GAN preset on the protocols' classifiers",
               [python("benchmarks/protocols.py", *protocol_args(r), "--gan-preset", name,

@@ -36,7 +36,7 @@ def evaluated_run(worked_run):
     import evaluate
 
     assert evaluate.main(["--run", str(worked_run), "--ood", "fashion_mnist", "--ood", "uniform_noise",
-                          "--limit", "200", "--quiet"]) == 0
+                          "--limit", "200", "--quiet", "--trained-baselines"]) == 0
     return worked_run
 
 
@@ -99,7 +99,13 @@ def test_evaluate_cli_writes_tables(evaluated_run):
     run_dir = evaluated_run
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     methods = {row["method"] for row in results["rows"]}
-    assert {"bal", "bal_last", "bal_p2_only", "max_softmax"} <= methods
+    assert {"bal", "bal_last", "bal_p2_only", "max_softmax", "gcpl", "aec"} <= methods
+    # the trained baselines are kept with the run (a second evaluation loads them)
+    assert (run_dir / "baselines" / "gcpl.weights.h5").is_file() and (run_dir / "baselines" / "aec.weights.h5").is_file()
+    assert not list((run_dir / "baselines").glob("*_resume/*"))
+    # even this 512-image autoencoder reconstructs digits better than uniform noise
+    aec = next(r for r in results["rows"] if r["method"] == "aec" and r["ood"] == "uniform_noise")
+    assert aec["auroc"] > 0.9
     assert {row["ood"] for row in results["rows"]} == {"fashion_mnist", "uniform_noise",
                                                        "fashion_mnist+uniform_noise"}
     assert (run_dir / "eval" / "results.md").read_text().count("| bal |") == 3
