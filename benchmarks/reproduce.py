@@ -120,7 +120,25 @@ def jobs(runs_root: str) -> list[Job]:
             [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
                      "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"}),
+        export_job(r),
     ]
+
+
+def export_job(r: str) -> Job:
+    run, out, xla = f"{r}/mnist-cpu-seed0", f"{r}/export-mnist-cpu-seed0", f"{r}/export-xla-mnist-cpu-seed0"
+    info = f"{RESULTS}/export_info_mnist-cpu-seed0.json"
+    fresh = "import shutil, sys; [shutil.rmtree(p, ignore_errors=True) for p in sys.argv[1:]]"
+    latency = [f"{RESULTS}/export_latency_default.json", f"{RESULTS}/export_latency_xla_all.json"]
+    return Job(
+        "export", "export parity (SavedModel, TFLite float / dynamic-range / int8) and latency, mnist-cpu-seed0",
+        [[sys.executable, "-c", fresh, out, xla],
+         python("export/export_model.py", "--run", run, "--out", out, "--parity-ood", "fashion_mnist"),
+         [sys.executable, "-c", "import shutil, sys; shutil.copyfile(sys.argv[1], sys.argv[2])",
+          f"{out}/export_info.json", info],
+         python("benchmarks/export_latency.py", "--run", run, "--saved-model", f"{out}/saved_model", "--out", latency[0]),
+         python("export/export_model.py", "--run", run, "--out", xla, "--xla", "all", "--no-tflite"),
+         python("benchmarks/export_latency.py", "--run", run, "--saved-model", f"{xla}/saved_model", "--out", latency[1])],
+        [(python("benchmarks/export_report.py", "--info", info, *latency), "README.md#export")])
 
 
 def replace_block(text: str, name: str, content: str, path: str = "") -> str:

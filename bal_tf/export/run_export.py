@@ -110,7 +110,14 @@ def _export_saved_model(job: _Export) -> dict:
         "saved_model": job.final(saved_model),
         "tf_serving": job.final(serving_path),
         "parity": {"saved_model_vs_keras_max_abs": max_abs_difference(saved_out, job.detector.predict(sample))},
+        **stamp(),
     }
+
+
+def stamp() -> dict:
+    from bal_tf.provenance import stamp as provenance
+
+    return provenance()
 
 
 def _export_tflite(job: _Export) -> dict:
