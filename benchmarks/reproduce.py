@@ -121,6 +121,12 @@ def jobs(runs_root: str) -> list[Job]:
                      "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"}),
         export_job(r),
+        Job("figures", "Figures 1, 4 and 5: the 2-D toy and MNIST with a 2-neuron penultimate layer",
+            [python("train.py", "--preset", "mnist-cpu", "--set", "backbone.feature_dim=2", "--run-dir",
+                    f"{r}/mnist-cpu-dim2-seed0", "--quiet"),
+             python("benchmarks/figures.py", "--toy", "--out", "docs/figures"),
+             python("benchmarks/figures.py", "--mnist-2d", f"{r}/mnist-cpu-dim2-seed0", "--out", "docs/figures")],
+            []),
     ]
 
 
