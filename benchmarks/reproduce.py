@@ -103,7 +103,9 @@ def jobs(runs_root: str) -> list[Job]:
                       *[arg for v in VALIDATION_VARIANTS for arg in ("--variant", v)], "--out", raw + ".partial")
                for run, raw in zip(validation_runs, validation_raw)],
             [(python("benchmarks/validate.py", "--summarize", *validation_raw,
-                     "--markdown", f"{RESULTS}/validation/summary.md"), None)],
+                     "--markdown", f"{RESULTS}/validation/summary.md"), None),
+             (python("benchmarks/validate.py", "--summarize", *validation_raw, "--cross-run-only"),
+              "docs/DESIGN.md#validation-ranks")],
             sweeps={raw + ".partial": raw for raw in validation_raw}),
         Job("table1-2", "Tables 1 and 2 (loss terms, lambda_c) on the MNIST runs of the protocols",
             [python("benchmarks/ablations.py", "--table", "1", "--table", "2", "--ood", "fashion_mnist",

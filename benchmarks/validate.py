@@ -128,14 +128,14 @@ def cross_run_table(per_run: dict[str, list[dict]]) -> str:
     rows = [[v] + [f"{ranks[run][v]:.2f}" for run in ranks] + [f"{np.mean([r[v] for r in ranks.values()]):.2f}"]
             for v in common]
     return ("BAL's mean rank over the families (1 = best among the feature-based baselines), per run and "
-            "averaged over the runs; variants measured on every run.\n"
+            "averaged over the runs; variants measured on every run.\n\n"
             + markdown_table(["variant"] + [Path(run).name for run in ranks] + ["mean over runs"], rows))
 
 
-def summaries_from_file(path: Path | list[Path]) -> str:
+def summaries_from_file(path: Path | list[Path], cross_run_only: bool = False) -> str:
     """One table per run from JSON lines files of several invocations (baselines, which every
     invocation scores again with the same values, counted once); with several runs, a
-    cross-run table of BAL's mean rank too."""
+    cross-run table of BAL's mean rank too (``cross_run_only``: that table alone)."""
     paths = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
     per_run: dict[str, list[dict]] = {}
     seen = set()
@@ -152,6 +152,8 @@ def summaries_from_file(path: Path | list[Path]) -> str:
               f"records; measured at commit(s) {', '.join(sorted({c for c, _ in stamps}))} on "
               f"{'; '.join(sorted({m for _, m in stamps}))} ('?': records written before they were stamped).\n\n")
     cross = f"## Across runs\n\n{cross_run_table(per_run)}\n\n" if len(per_run) > 1 else ""
+    if cross_run_only:
+        return header + cross_run_table(per_run) + "\n"
     return header + cross + "\n".join(f"## {run}\n\n{summary_table(records)}\n" for run, records in per_run.items())
 
 
@@ -168,12 +170,13 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, help="JSON lines output (appended)")
     parser.add_argument("--summarize", type=Path, nargs="+", help="only tabulate these JSON lines files (every run in them)")
     parser.add_argument("--markdown", type=Path, help="with --summarize: also write the tables to this file")
+    parser.add_argument("--cross-run-only", action="store_true", help="with --summarize: only the cross-run table")
     args = parser.parse_args(argv)
     from bal_tf.console import quiet_tensorflow
 
     quiet_tensorflow()
     if args.summarize:
-        text = summaries_from_file(args.summarize)
+        text = summaries_from_file(args.summarize, args.cross_run_only)
         if args.markdown:
             args.markdown.write_text(text)
         print(text)
