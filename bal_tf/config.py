@@ -27,7 +27,7 @@ TrivialSampling = typing.Literal["uniform", "gaussian", "gaussian_tail"]
 NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
 ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
-DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized"]
+DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
 SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs",
@@ -171,8 +171,10 @@ class GANConfig(_ChoicesChecked):
             c_i (``sampling.sample_between_classes``); 0 = the paper.
         between_class_mix: ``[low, high]`` range of a (at most 0.5: nearer f_i).
         discriminator_input: ``raw`` features, ``standardized`` by a fixed layer holding the
-            training features' per-dimension mean and variance, or ``l2_normalized`` (f / ||f||,
-            as KNN sees them); the layer is part of D, so it is saved and exported with it.
+            training features' per-dimension mean and variance, ``l2_normalized`` (f / ||f||,
+            as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
+            Sigma the class-tied covariance that Mahalanobis uses: every class becomes a unit
+            sphere); the layer is part of D, so it is saved and exported with it.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
             paper's box of Eqs. 4-5).
         d_ema_decay: if > 0, score and select with an exponential moving average of D's

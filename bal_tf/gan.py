@@ -33,7 +33,7 @@ def build_generator(latent_dim: int, num_classes: int, feature_dim: int, units=(
 
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
                         conditioning: str = "concat", feature_mean=None, feature_variance=None,
-                        l2_normalize: bool = False) -> keras.Model:
+                        l2_normalize: bool = False, whitening=None) -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
@@ -44,6 +44,8 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         (``discriminator_input="standardized"``): D sees every dimension at unit scale.
     l2_normalize: D sees f / ||f|| (``discriminator_input="l2_normalized"``): the direction of
         the feature, as KNN's normalized features (Sun et al., 2022).
+    whitening: ``(matrix, offset)``: D sees f @ matrix + offset, a fixed (non-trainable) Dense
+        layer (``discriminator_input="whitened"``, ``whitening_transform``).
     """
     feature = keras.Input((feature_dim,), name="feature")
     label = keras.Input((), dtype="int32", name="label")
@@ -54,6 +56,10 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
                                  name="standardize")(feature)
     if l2_normalize:
         f = layers.UnitNormalization(name="l2_normalize")(f)
+    if whitening is not None:
+        whiten = layers.Dense(feature_dim, trainable=False, name="whiten")
+        f = whiten(f)
+        whiten.set_weights([np.asarray(whitening[0], np.float32), np.asarray(whitening[1], np.float32)])
     if conditioning == "concat":
         x = layers.Concatenate(name="feature_and_label")([f, OneHot(num_classes, name="one_hot")(label)])
     elif conditioning == "projection":
@@ -306,6 +312,27 @@ class BoundaryAwareGAN(keras.Model):
         return {m.name: m.result() for m in self.metrics}
 
 
+def whitening_transform(features: np.ndarray, labels: np.ndarray, num_classes: int,
+                        floor: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
+    """``(W, b)`` with f @ W + b = Sigma^(-1/2) (f - mu): Sigma is the class-tied covariance (each
+    feature minus its class mean, as Mahalanobis fits it), mu the overall mean. Eigenvalues below
+    ``floor`` times the largest (dead ReLU units, rank-deficient features) are raised to it, so
+    no direction is blown up by more than 1 / sqrt(floor)."""
+    features = np.asarray(features, np.float64)
+    labels = np.asarray(labels)
+    centered = features.copy()
+    for c in range(num_classes):
+        members = labels == c
+        if members.any():
+            centered[members] -= features[members].mean(0)
+    covariance = centered.T @ centered / max(len(features) - 1, 1)
+    values, vectors = np.linalg.eigh(covariance)
+    values = np.maximum(values, floor * max(values.max(), 1e-12))
+    matrix = vectors @ np.diag(values ** -0.5) @ vectors.T  # symmetric: Sigma^(-1/2)
+    offset = -features.mean(0) @ matrix
+    return matrix.astype(np.float32), offset.astype(np.float32)
+
+
 def needs_statistics(config: GANConfig) -> bool:
     return config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
 
@@ -324,6 +351,8 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
         standardize = {"feature_mean": train_features.mean(0), "feature_variance": train_features.var(0)}
     elif config.discriminator_input == "l2_normalized":
         standardize = {"l2_normalize": True}
+    elif config.discriminator_input == "whitened":
+        standardize = {"whitening": whitening_transform(train_features, train_labels, num_classes)}
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
                                         config.label_conditioning, **standardize)
     statistics = None

@@ -577,3 +577,27 @@ def test_the_discriminator_returned_and_scored_is_the_selected_epochs():
                            (result.last_discriminator, snapshots[-1])):
         for a, b in zip(kept.get_weights(), snapshot):
             np.testing.assert_array_equal(a, b)
+
+
+def test_whitened_discriminator_sees_each_class_as_a_unit_sphere(tmp_path):
+    from bal_tf.gan import whitening_transform
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 500)
+    mixing = np.array([3.0, 1.0, 0.3, 0.1])[:, None] * np.linalg.qr(rng.normal(size=(4, 4)))[0]  # correlated, unequal scales
+    features = (rng.normal(size=(1500, 4)) @ mixing + 10 * labels[:, None]).astype("float32")
+    matrix, offset = whitening_transform(features, labels, 3)
+    whitened = features @ matrix + offset
+    within = np.concatenate([whitened[labels == c] - whitened[labels == c].mean(0) for c in range(3)])
+    np.testing.assert_allclose(np.cov(within.T), np.eye(4), atol=0.02)  # tied covariance -> identity
+    assert abs(whitened.mean(0)).max() < 1e-3
+    discriminator = build_discriminator(4, 3, (8,), whitening=(matrix, offset))
+    assert not discriminator.get_layer("whiten").trainable_weights  # a fixed layer
+    np.testing.assert_allclose(keras.Model(discriminator.inputs, discriminator.get_layer("whiten").output)(
+        [features, labels]).numpy(), whitened, rtol=1e-4, atol=1e-4)
+    discriminator.save(tmp_path / "d.keras")  # saved (and so exported) with its fixed layer
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(loaded([features, labels]).numpy(), discriminator([features, labels]).numpy(), atol=1e-5)
+    gan = make_gan(GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8],
+                             discriminator_input="whitened"), 3, features, labels)
+    np.testing.assert_allclose(gan.discriminator.get_layer("whiten").get_weights()[0], matrix, atol=1e-6)
