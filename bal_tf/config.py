@@ -271,12 +271,17 @@ def paper_gan() -> GANConfig:
     measured on validation data (docs/DESIGN.md, "The paper's recipe"):
 
     1. ``negative_loss="bce"``: with ``+ E log D`` the loss has no minimum; D's logits on
-       negatives run to the clamp and its gradients elsewhere are swamped.
+       negatives run to the clamp, and what is left of D's signal is weak: on the MNIST
+       validation run, p1 * p2 of the literal recipe is max-softmax's within 0.02 on pixel
+       permutations, and p2 alone ranks last or next to last on four of six families.
     2. ``d_ema_decay=0.999`` with bias correction: D's response off the data swings from step
-       to step, so the last step's D is a lottery; its running average is not.
+       to step as G moves; its running average swings less.
+    3. ``selection="synthetic"``: even averaged, the last epoch is a draw from that swing (with
+       fixes 1-2 only, pixel permutations scored 88.3 / 91.5 / 62.4 over three GAN seeds);
+       the epoch is chosen on held-out ID data against synthetic OOD, never real OOD data.
     """
     return dataclasses.replace(paper_literal_gan(), negative_loss="bce", d_ema_decay=0.999,
-                               d_ema_bias_correction=True)
+                               d_ema_bias_correction=True, selection="synthetic")
 
 
 def shells_gan() -> GANConfig:

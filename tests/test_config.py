@@ -81,7 +81,7 @@ def test_gan_presets_build_what_they_promise():
     # `paper` is the literal recipe plus exactly the fixes its docstring names
     changed = {f.name for f in dataclasses.fields(config_lib.GANConfig)
                if getattr(built["paper"].gan_config, f.name) != getattr(literal.gan_config, f.name)}
-    assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction"}
+    assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
     # `shells` is the default plus its three named options
     shells = built["shells"].gan_config
