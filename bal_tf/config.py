@@ -272,8 +272,8 @@ def paper_gan() -> GANConfig:
 
     1. ``negative_loss="bce"``: with ``+ E log D`` the loss has no minimum; D's logits on
        negatives run to the clamp, and what is left of D's signal is weak: on the MNIST
-       validation run, p1 * p2 of the literal recipe is max-softmax's within 0.02 on pixel
-       permutations, and p2 alone ranks last or next to last on four of six families.
+       validation run, p1 * p2 of the literal recipe is max-softmax's within 0.25 point on four
+       of six families, and p2 alone ranks last on four of six.
     2. ``d_ema_decay=0.999`` with bias correction: D's response off the data swings from step
        to step as G moves; its running average swings less.
     3. ``selection="synthetic"``: even averaged, the last epoch is a draw from that swing (with
