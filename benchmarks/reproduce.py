@@ -41,9 +41,10 @@ OTHER_GAN_PRESETS = ["paper_literal", "paper"]
 VALIDATION_RUNS = ["mnist-4to9-cpu", "mnist-4to9-cnn-cpu", "fashion_mnist-4to9-cpu"]
 # The decision log's variants (docs/DESIGN.md, "The validation protocol and the decision log").
 VALIDATION_VARIANTS = [
-    "default", "gan_preset=shells", "gan_preset=paper", "gan_preset=paper_literal",
+    "default", "gan_preset=shells", "gan_preset=paper", "gan_preset=paper,gan.selection=last", "gan_preset=paper_literal",
     "gan.discriminator_input=l2_normalized", "gan.d_ema_bias_correction=true", "gan.epochs=10",
     "gan.g_learning_rate=0.0002", "gan.box_margin=0.5", "gan.label_conditioning=projection",
+    "gan.discriminator_input=whitened", "gan.discriminator_input=whitened,gan.shell_sampling=radial,gan.shell_weight=3.0",
 ]
 BLOCK = "<!-- reproduce:{name}:{edge} -->"
 
