@@ -263,7 +263,9 @@ def paper_literal_gan() -> GANConfig:
     project's default, listed in docs/DESIGN.md.
     """
     return GANConfig(negative_loss="log_d", pool_hard_with_trivial=True, l1_reference="memory_bank",
-                     epsilon_min=None, epsilon_max=None, d_ema_decay=0.0, selection="last")
+                     epsilon_min=None, epsilon_max=None, d_ema_decay=0.0, selection="last",
+                     trivial_sampling="uniform", shell_sampling="none", between_class_weight=0.0,
+                     discriminator_input="raw", box_margin=0.0, generator_loss="saturating")
 
 
 def paper_gan() -> GANConfig:
