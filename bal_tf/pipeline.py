@@ -37,7 +37,8 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
                         help="BAL GAN settings: 'stable' (default: EMA of D, checkpoint selection "
                         "on synthetic OOD), 'shells' (plus per-class shell negatives and D on "
-                        "L2-normalized features), 'paper_literal' (the paper as printed: +log D "
+                        "L2-normalized features), 'whitened_shells' (plus shell negatives and D on "
+                        "whitened features: best on validation), 'paper_literal' (the paper as printed: +log D "
                         "negatives, M_c from the training set, no averaging, last epoch) or 'paper' "
                         "(paper_literal with bounded negatives and a debiased average of D)")
     parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")
