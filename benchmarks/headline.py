@@ -85,7 +85,7 @@ def targets_report(summaries: list[dict]) -> list[str]:
 def headline_markdown(results: dict, source: str = "docs/results/protocols.json") -> str:
     summaries = cell_summaries(results)
     seeds = sorted({s["seeds"] for s in summaries})
-    rows = [[s["protocol"], s["backbone"], s["ood"], mean_std(s["bal"]), mean_std(s["max_softmax"]),
+    rows = [[s["protocol"], s["backbone"], s["ood"], s["seeds"], mean_std(s["bal"]), mean_std(s["max_softmax"]),
              f"{s['best_other']} {mean_std(s['best_other_auroc'])}", f"{s['rank']} of {s['methods']}",
              "yes" if s["beats_msp_every_seed"] else "no"] for s in summaries]
     spread = SPREAD_LABEL.format(n="/".join(map(str, seeds)) or "0")
@@ -96,7 +96,9 @@ def headline_markdown(results: dict, source: str = "docs/results/protocols.json"
         f"AUROC in % (ID positive), {spread}; BAL is p1 * p2 at the default GAN settings, ranked among "
         "every method of evaluate.py on the same backbone.",
         "",
-        markdown_table(["protocol", "backbone", "OOD", "BAL", "max-softmax", "best other method", "BAL's rank",
+        f"{len(summaries)} cells measured so far (a cell appears once its first seed is evaluated).",
+        "",
+        markdown_table(["protocol", "backbone", "OOD", "seeds", "BAL", "max-softmax", "best other method", "BAL's rank",
                         "BAL > max-softmax in every seed"], rows),
         "",
         "Targets (issue 13):",

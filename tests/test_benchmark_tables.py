@@ -116,7 +116,7 @@ def test_headline_ranks_bal_checks_the_targets_and_fills_the_readme_block(tmp_pa
     assert headline.main(argv) == 0 and headline.main(argv + ["--check"]) == 0
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nrest\n") and "hand-typed" not in text
-    assert "| offline-fashion_mnist | cnn | mnist | 97.50 ± 0.71 | 97.25 ± 1.77 | knn 99.00 ± 0.00 | 2 of 3 | no |" in text
+    assert "| offline-fashion_mnist | cnn | mnist | 2 | 97.50 ± 0.71 | 97.25 ± 1.77 | knn 99.00 ± 0.00 | 2 of 3 | no |" in text
 
 
 def test_readme_headline_is_generated_from_the_committed_protocol_results():
