@@ -54,6 +54,19 @@ def build_detector_model(feature_model: keras.Model, discriminator: keras.Model)
     return keras.Model(image, outputs, name="bal_detector")
 
 
+def fold_for_quantization(detector_model: keras.Model) -> keras.Model:
+    """The detector with D's fixed input layers folded into its first Dense layer
+    (``gan.fold_input_transform``): the same function in float, and the graph that the
+    quantized TFLite models are converted from."""
+    from bal_tf.gan import fold_input_transform
+
+    discriminator = detector_model.get_layer("discriminator")
+    folded = fold_input_transform(discriminator)
+    if folded is discriminator:
+        return detector_model
+    return build_detector_model(detector_model.get_layer("feature_model"), folded)
+
+
 class BALDetector:
     """A fitted BAL detector: the frozen classifier plus BAL's discriminator.
 

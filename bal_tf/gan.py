@@ -77,6 +77,51 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
     return keras.Model([feature, label], logit, name="discriminator")
 
 
+# Fixed affine layers between D's feature input and its first Dense layer (in this order).
+AFFINE_INPUT_LAYERS = ("standardize", "whiten")
+
+
+def fold_input_transform(discriminator: keras.Model) -> keras.Model:
+    """The same D with its fixed affine input layers (``standardize``, ``whiten``) folded into
+    its first Dense layer: for that layer's feature rows K, ``(f @ W + b) @ K`` is
+    ``f @ (W @ K) + b @ K``. In float the two compute the same function (to rounding); the
+    folded one is what gets quantized: TFLite quantizes each weight tensor on its own range,
+    and the whitening matrix (directions of small variance scaled up by up to 100x) would
+    otherwise be quantized apart from the weights it feeds (docs/SERVING.md). A D without
+    such layers, or with the non-affine ``l2_normalize``, is returned unchanged.
+    """
+    names = {layer.name for layer in discriminator.layers}
+    present = [name for name in AFFINE_INPUT_LAYERS if name in names]
+    if not present or "l2_normalize" in names:
+        return discriminator
+    feature_dim = discriminator.inputs[0].shape[-1]
+    # The affine map read off the layers themselves: b = T(0), row i of W = T(e_i) - b.
+    transform = keras.Model(discriminator.inputs[0], discriminator.get_layer(present[-1]).output)
+    probes = np.concatenate([np.zeros((1, feature_dim)), np.eye(feature_dim)]).astype(np.float32)
+    mapped = np.asarray(transform(probes), np.float64)
+    offset, matrix = mapped[0], mapped[1:] - mapped[0]
+    conditioning = "projection" if "label_embedding" in names else "concat"
+    units = tuple(layer.units for layer in discriminator.layers
+                  if layer.name.startswith("dense") and layer.name[5:].isdigit())
+    folded = build_discriminator(feature_dim, discriminator.get_layer("one_hot").num_classes
+                                 if "one_hot" in names else _embedding_classes(discriminator),
+                                 units, conditioning)
+    for layer in folded.layers:
+        weights = discriminator.get_layer(layer.name).get_weights() if layer.weights else []
+        if layer.name == "dense1":
+            kernel, bias = (np.asarray(w, np.float64) for w in weights)
+            feature_rows = kernel[:feature_dim]  # concat: the one-hot label's rows follow
+            weights = [np.concatenate([matrix @ feature_rows, kernel[feature_dim:]]).astype(np.float32),
+                       (bias + offset @ feature_rows).astype(np.float32)]
+        if weights:
+            layer.set_weights(weights)
+    return folded
+
+
+def _embedding_classes(discriminator: keras.Model) -> int:
+    return discriminator.get_layer("label_embedding").input_dim
+
+
 @keras.saving.register_keras_serializable(package="bal_tf")
 class OneHot(layers.Layer):
     """Class index -> one-hot vector (a named layer, so saved models load in safe mode)."""

@@ -22,9 +22,12 @@ def main(argv=None) -> int:
     parser.add_argument("--name", default="bal", help="model name for TF Serving (default: bal)")
     parser.add_argument("--version", type=int, default=1)
     parser.add_argument("--no-tflite", action="store_true")
-    parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model on this OOD set")
+    parser.add_argument("--parity-ood", help="also report AUROC of Keras vs each TFLite model against this OOD "
+                        "set (ID side: the ID test split), or against a validation family made from held-out ID "
+                        "images, no test data involved: pixel_permutation, patch_shuffle, noise_blobs, rotate90, "
+                        "invert")
     parser.add_argument("--parity-ood-images", type=int, default=2000,
-                        help="images of each side (ID test, OOD) for that AUROC (default: 2000)")
+                        help="images of each side (ID, OOD) for that AUROC (default: 2000)")
     parser.add_argument("--xla", choices=["none", "head", "all"], default="none",
                         help="XLA in the SavedModel: 'head' compiles BAL's part after the backbone into one "
                         "kernel, 'all' the whole graph (TF Serving then needs --xla_cpu_compilation_enabled "

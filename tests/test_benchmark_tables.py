@@ -183,3 +183,12 @@ def test_export_report_renders_parity_and_latency_from_the_raw_json(tmp_path, ca
     out = capsys.readouterr().out
     assert "Keras 98.94, float32 TFLite 98.94, dynamic-range 99.00, full int8 99.08 (0.89 MB against 3.20 MB" in out
     assert "| default | 1.023 [0.94-1.11], 3.50 vs 3.30 ms; BAL's part 18.0% |" in out and "commit abc" in out
+
+
+def test_protocols_offers_every_gan_preset():
+    import protocols
+
+    from bal_tf.config import GAN_PRESETS
+
+    # listed by hand so that --help needs no TensorFlow; a preset added to the config must appear
+    assert sorted(protocols.GAN_PRESET_NAMES) == sorted(GAN_PRESETS)

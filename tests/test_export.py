@@ -218,3 +218,60 @@ def test_xla_compiled_serving_graph_gives_the_same_outputs(exported, jit_compile
         signature(images=tf.zeros((1, 32, 32, 1), tf.uint8))
     with pytest.raises(ValueError, match="jit_compile must be one of"):
         export_saved_model(detector.model, log_threshold, out / "bad", jit_compile="yes")
+
+
+def _badly_conditioned_whitening(dim: int, rng) -> tuple[np.ndarray, np.ndarray]:
+    """A Sigma^(-1/2)-like map whose directions are scaled by 1 to 100 (whitening_transform's range)."""
+    rotation, _ = np.linalg.qr(rng.normal(size=(dim, dim)))
+    matrix = rotation @ np.diag(np.geomspace(1.0, 100.0, dim)) @ rotation.T
+    return matrix.astype(np.float32), rng.normal(size=dim).astype(np.float32)
+
+
+@pytest.mark.parametrize("conditioning", ["concat", "projection"])
+def test_folded_discriminator_computes_the_same_function(conditioning):
+    from bal_tf.gan import fold_input_transform
+
+    rng = np.random.default_rng(0)
+    keras.utils.set_random_seed(0)
+    whitened = build_discriminator(8, 3, (16, 16), conditioning, whitening=_badly_conditioned_whitening(8, rng))
+    folded = fold_input_transform(whitened)
+    assert "whiten" not in {layer.name for layer in folded.layers}
+    assert len(folded.weights) == len(whitened.weights) - 2  # the fixed kernel and bias are gone
+    features, labels = rng.normal(size=(256, 8)).astype(np.float32), rng.integers(0, 3, 256).astype(np.int32)
+    expected = whitened.predict([features, labels], verbose=0)
+    np.testing.assert_allclose(folded.predict([features, labels], verbose=0), expected,
+                               atol=1e-4 * np.abs(expected).max())
+    standardized = build_discriminator(8, 3, (16,), conditioning, feature_mean=rng.normal(size=8),
+                                       feature_variance=rng.uniform(0.01, 4.0, 8))
+    np.testing.assert_allclose(fold_input_transform(standardized).predict([features, labels], verbose=0),
+                               standardized.predict([features, labels], verbose=0), rtol=1e-4, atol=1e-4)
+    raw = build_discriminator(8, 3, (16,), conditioning, l2_normalize=True)
+    assert fold_input_transform(raw) is raw  # not affine: nothing to fold
+
+
+def test_quantized_tflite_scores_with_the_folded_discriminator(exported, tmp_path):
+    """The whitening layer is folded into D's first layer before conversion: the int8 graph has
+    no FULLY_CONNECTED op of its own for it, and its p2 ranks images as Keras' does."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    _, images, _, _, _ = exported
+    rng = np.random.default_rng(1)
+    keras.utils.set_random_seed(1)
+    features_of = feature_model(build_classifier(BackboneConfig("resnet18", 0.0625), SHAPE, 10))
+    features, logits = features_of.predict(images, verbose=0)
+    # centre and scale the whitening on these features, so that D's input spans the 1-100 range
+    matrix, _ = _badly_conditioned_whitening(32, rng)
+    matrix /= features.std()
+    whitening = (matrix, (-features.mean(0) @ matrix).astype(np.float32))
+    counts = {}
+    for name, extra in (("raw", {}), ("whitened", {"whitening": whitening})):
+        keras.utils.set_random_seed(2)
+        discriminator = build_discriminator(32, 10, (16,), **extra)
+        detector = BALDetector.from_parts(features_of, discriminator)
+        path = tmp_path / f"{name}.tflite"
+        path.write_bytes(convert_tflite(detector.model, 0.0, "dynamic_range"))
+        ops = Interpreter(model_path=str(path))._get_ops_details()
+        counts[name] = sum(op["op_name"] == "FULLY_CONNECTED" for op in ops)
+    assert counts["whitened"] == counts["raw"]
+    lite = LiteRTRunner(path)(images, batch_size=32)
+    assert spearman(lite["p2"], detector.predict(images)["p2"]) >= 0.9

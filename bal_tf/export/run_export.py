@@ -27,8 +27,9 @@ class ExportOptions:
         model_name / version: TF Serving's ``<model_name>/<version>/`` folder.
         tflite: also write the three TFLite models (``bal_<mode>.tflite``).
         parity_images: held-out ID images on which every export is compared with Keras.
-        parity_ood: an OOD set (e.g. ``fashion_mnist``); if given, the report adds the AUROC of
-            ID test vs that set for Keras and each TFLite model (for reporting only).
+        parity_ood: an OOD set (e.g. ``fashion_mnist``) or a validation image family (e.g.
+            ``rotate90``, made from held-out ID images); if given, the report adds the AUROC of
+            ID vs that set for Keras and each TFLite model (for reporting only).
         parity_ood_images: images of each side for that AUROC.
         jit_compile: XLA in the SavedModel: ``none``, ``head`` (BAL's part after the backbone)
             or ``all`` (``bal_tf.export.saved_model.ServingModule``).
@@ -137,5 +138,5 @@ def _export_tflite(job: _Export) -> dict:
                                     "convert_seconds": round(time.time() - start, 1)}
     if job.options.parity_ood:
         report["auroc_parity"] = auroc_parity(job.detector, job.staging, job.config, job.options.parity_ood,
-                                              job.options.parity_ood_images)
+                                              job.options.parity_ood_images, job.holdout)
     return report

@@ -1,6 +1,7 @@
 """TFLite models of the serving graph: ``float32``, ``dynamic_range`` and ``full_int8``.
 
-They are converted from ``ServingModule.scores``, the bare graph: no input checks and no
+They are converted from ``ServingModule.scores``, the bare graph (with D's fixed input
+layers folded into its first Dense layer, ``detector.fold_for_quantization``): no input checks and no
 control flow, which TFLite's builtin int8 kernels could not run. ``LiteRTRunner`` checks the
 input shape instead and answers an empty batch itself. TFLite models carry only the uint8
 signature.
@@ -14,6 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from bal_tf.detector import fold_for_quantization
 from bal_tf.errors import InputError
 from bal_tf.export.saved_model import ServingModule
 
@@ -37,6 +39,9 @@ def convert_tflite(detector_model: keras.Model, log_threshold: float, mode: str,
     # calibrator cannot read. Freezing flattens the output dict (keys in sorted order); a
     # wrapper restores the names, saved as a variable-free SavedModel so that the TFLite
     # signature keeps them.
+    # D's fixed input layers (whitening) folded into its first Dense layer: the same function,
+    # but quantized as one weight tensor (docs/SERVING.md, "Quantization").
+    detector_model = fold_for_quantization(detector_model)
     module = ServingModule(detector_model, log_threshold)  # no XLA: TFLite converts plain ops
     concrete = module.scores.get_concrete_function()
     frozen = convert_variables_to_constants_v2(concrete)
