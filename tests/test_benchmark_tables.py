@@ -192,3 +192,21 @@ def test_protocols_offers_every_gan_preset():
 
     # listed by hand so that --help needs no TensorFlow; a preset added to the config must appear
     assert sorted(protocols.GAN_PRESET_NAMES) == sorted(GAN_PRESETS)
+
+
+def test_stage2_time_trains_on_the_runs_features_and_leaves_the_run_as_it_was(tiny_run, tmp_path):
+    import stage2_time
+
+    def files(root):
+        return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
+
+    before = files(tiny_run)
+    out = tmp_path / "stage2_time.json"
+    rc = stage2_time.main(["--run", str(tiny_run), "--out", str(out)])
+    result = json.loads(out.read_text())
+    config = json.loads((tiny_run / "config.json").read_text())
+    assert result["epochs"] == config["gan"]["epochs"] and 1 <= result["selected_epoch"] <= result["epochs"]
+    assert result["seconds_total"] >= result["seconds_gan"] > 0
+    assert rc == (0 if result["meets_target"] else 1) and result["target_seconds"] == 240
+    assert {"commit", "machine", "command"} <= set(result)
+    assert files(tiny_run) == before
