@@ -212,3 +212,17 @@ def test_stage2_time_trains_on_the_runs_features_and_leaves_the_run_as_it_was(ti
     assert {"commit", "machine", "command"} <= set(result)
     assert files(tiny_run) == before
     assert stage2_time.main(["--render", str(out)]) == 0
+
+
+def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_sentence():
+    import test_command_timing as timing
+
+    output = "....\n===== 251 passed, 6 warnings in 263.61s (0:04:23) =====\n"
+    assert timing.pytest_summary(output) == (251, 263.61)
+    assert timing.pytest_summary("===== 1 failed, 250 passed in 300.00s =====") == (250, 300.0)
+    assert timing.pytest_summary("error: setup failed") == (0, 0.0)
+    result = {"commit": "abc1234", "machine": "x86_64, 2 CPUs, idle", "command": "bash .ci/run", "date": "2026-11-27",
+              "tests_passed": 251, "pytest_seconds": 263.61, "total_seconds": 322, "rc": 0}
+    text = timing.render(result, "docs/results/test_command_timing.json")
+    assert "**5 min 22 s**" in text and "251 tests passed, 4 min 24 s" in text and "`abc1234`" in text
+    assert "FAILED (exit code 1)" in timing.render({**result, "rc": 1}, "x.json")
