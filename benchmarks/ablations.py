@@ -22,6 +22,13 @@ from pathlib import Path
 
 from gan_sweep import append_jsonl, sweep
 
+# Every table ablates the paper's own negatives and D input (`--gan-preset stable`: the batch box,
+# shuffled pairs and hard features into a D on raw features), whatever the run's default: the
+# default's shell negatives enter L_u and would blur Table 1's "without L_u" rows and Table 3's
+# trivial-sampling arms.
+PAPER_NEGATIVES = ["gan.shell_sampling=none", "gan.shell_weight=1.0", "gan.between_class_weight=0.0",
+                   "gan.discriminator_input=raw"]
+
 # Table 1: the loss combinations of L_d (Eq. 11). L_t alone drops both trivial and hard negatives.
 TABLE1 = {
     "L_t": "gan.use_shuffle_loss=false,gan.use_uniform_loss=false",
@@ -64,9 +71,11 @@ def main(argv=None):
     parser.add_argument("--table3-preset", default="mnist-cpu")
     parser.add_argument("--table3-root", type=Path, default=Path("runs/ablation"))
     parser.add_argument("--set", dest="overrides", action="append", default=[],
-                        help="gan.field=value applied to every variant (e.g. gan.epochs=10)")
+                        help="gan.field=value applied to every variant, after the paper's negatives "
+                             "(PAPER_NEGATIVES; e.g. gan.epochs=10)")
     parser.add_argument("--out", type=Path, required=True, help="JSON lines output (appended)")
     args = parser.parse_args(argv)
+    overrides = PAPER_NEGATIVES + args.overrides
 
     for table in args.table:
         if table in (1, 2):
@@ -76,7 +85,7 @@ def main(argv=None):
             for run in args.runs:
                 seed = _run_seed(run)
                 for name, variant in variants.items():
-                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, args.overrides,
+                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
                                                  label=f"table{table}:{name}"))
         else:
             for dim in TABLE3_DIMS:
@@ -84,7 +93,7 @@ def main(argv=None):
                     classifier_seed = seed if args.table3_classifier_seed is None else args.table3_classifier_seed
                     run = table3_run(args.table3_root, dim, classifier_seed, args.table3_preset, quiet=True)
                     for name, variant in TABLE3.items():
-                        append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, args.overrides,
+                        append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
                                                      label=f"table3:dim={dim}:{name}"))
 
 

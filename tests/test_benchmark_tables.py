@@ -226,3 +226,11 @@ def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_senten
     text = timing.render(result, "docs/results/test_command_timing.json")
     assert "**5 min 22 s**" in text and "251 tests passed, 4 min 24 s" in text and "`abc1234`" in text
     assert "FAILED (exit code 1)" in timing.render({**result, "rc": 1}, "x.json")
+
+
+def test_ablations_run_on_the_papers_negatives_whatever_the_default():
+    import ablations
+
+    from bal_tf.config import RunConfig, stable_gan
+
+    assert RunConfig().with_overrides(ablations.PAPER_NEGATIVES).gan == stable_gan()
