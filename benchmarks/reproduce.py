@@ -42,7 +42,7 @@ VALIDATION_RUNS = ["mnist-4to9-cpu", "mnist-4to9-cnn-cpu", "fashion_mnist-4to9-c
 # The decision log's variants (docs/DESIGN.md, "The validation protocol and the decision log"),
 # each spelled out from the preset it changes: `stable` was the default when they were decided.
 VALIDATION_VARIANTS = [
-    "default", "gan_preset=stable", "gan_preset=shells", "gan_preset=paper", "gan_preset=paper,gan.selection=last",
+    "gan_preset=default", "gan_preset=stable", "gan_preset=shells", "gan_preset=paper", "gan_preset=paper,gan.selection=last",
     "gan_preset=paper_literal",
     *[f"gan_preset=stable,{change}" for change in (
         "gan.discriminator_input=l2_normalized", "gan.d_ema_bias_correction=true", "gan.epochs=10",
