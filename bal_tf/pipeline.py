@@ -37,7 +37,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
                         help="BAL GAN settings: 'default' (D on whitened features, radial shell negatives, EMA of D, "
                         "checkpoint selection on synthetic OOD: best on validation), 'whitened_shells' (the "
-                        "same, by its former name), 'stable' (the former default: raw features, the paper's "
+                        "same with shells from 1.5 radii), 'stable' (the former default: raw features, the paper's "
                         "negatives only), 'shells' (stable plus shells and D on L2-normalized features), "
                         "'paper_literal' (the paper as printed: +log D negatives, M_c from the training set, "
                         "no averaging, last epoch) or 'paper' "

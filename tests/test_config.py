@@ -83,13 +83,14 @@ def test_gan_presets_build_what_they_promise():
                if getattr(built["paper"].gan_config, f.name) != getattr(literal.gan_config, f.name)}
     assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
-    # the default = `whitened_shells` = `stable` plus its three named options, with D's fixed
-    # whitening layer; `stable` has none
-    assert built["default"].gan_config == built["whitened_shells"].gan_config
+    # the default = `stable` plus its four named options (D's fixed whitening layer, radial
+    # shells of weight 3 from 2 radii out); `whitened_shells` starts them at 1.5; `stable` has none
+    default = built["default"].gan_config
     assert built["default"].discriminator.get_layer("whiten") is not None
     assert "whiten" not in {layer.name for layer in built["stable"].discriminator.layers}
-    assert dataclasses.replace(built["default"].gan_config, shell_sampling="none", shell_weight=1.0,
+    assert dataclasses.replace(default, shell_sampling="none", shell_weight=1.0, shell_radius=[1.5, 4.0],
                                discriminator_input="raw") == built["stable"].gan_config
+    assert dataclasses.replace(default, shell_radius=[1.5, 4.0]) == built["whitened_shells"].gan_config
     # `shells` is `stable` plus its three named options
     shells = built["shells"].gan_config
     assert dataclasses.replace(shells, shell_sampling="none", shell_weight=1.0, discriminator_input="raw") == \
