@@ -26,7 +26,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SUMMARY = re.compile(r"=+ (?:.*?)(\d+) passed(?:.*?) in ([\d.]+)s")
+# pytest's last line, "251 passed, 6 warnings in 263.61s (0:04:23)" (with -q, as .ci/run runs it) or
+# wrapped in "=" signs (without -q)
+SUMMARY = re.compile(r"^[= ]*(?:\d+ \w+, )*(\d+) passed[^\n]* in ([\d.]+)s", re.M)
 
 
 def pytest_summary(output: str) -> tuple[int, float]:
@@ -56,7 +58,7 @@ def time_test_command(repo: Path, conditions: str) -> dict:
             "measured_by": " ".join(["python", "benchmarks/test_command_timing.py", *sys.argv[1:]]),
             "date": datetime.date.today().isoformat(), "tests_passed": passed,
             "pytest_seconds": pytest_seconds, "total_seconds": round(total), "rc": process.returncode,
-            "output_tail": output[-2000:]}
+            "pytest_tail": process.stdout[-2000:], "stderr_tail": process.stderr[-1000:]}
 
 
 def render(result: dict, source: str) -> str:
