@@ -170,6 +170,13 @@ class GANConfig(_ChoicesChecked):
             weight: (1 - a) f_i + a f_j for real features of two different classes, labelled
             c_i (``sampling.sample_between_classes``); 0 = the paper.
         between_class_mix: ``[low, high]`` range of a (at most 0.5: nearer f_i).
+        boundary_weight: if > 0, k-NN boundary negatives also enter L_u with this weight: a
+            boundary training feature of class c (far from its k-th neighbour) plus noise, kept
+            only where it lies beyond the class's own k-NN distances, labelled c, as NPOS places
+            its negatives (``sampling.sample_knn_boundary``); 0 = the paper.
+        boundary_scale: ``[low, high]``: the noise's length in whitened space, in units of the
+            class's ID k-NN level.
+        boundary_k: the k of those k-NN distances.
         discriminator_input: ``raw`` features, ``standardized`` by a fixed layer holding the
             training features' per-dimension mean and variance, ``l2_normalized`` (f / ||f||,
             as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
@@ -222,6 +229,9 @@ class GANConfig(_ChoicesChecked):
     shell_weight: float = 3.0
     between_class_weight: float = 0.0
     between_class_mix: list[float] = dataclasses.field(default_factory=lambda: [0.25, 0.5])
+    boundary_weight: float = 0.0
+    boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.5])
+    boundary_k: int = 10
     discriminator_input: DiscriminatorInput = "whitened"
     box_margin: float = 0.0
     d_ema_decay: float = 0.999
@@ -268,7 +278,7 @@ def paper_literal_gan() -> GANConfig:
     return GANConfig(negative_loss="log_d", pool_hard_with_trivial=True, l1_reference="memory_bank",
                      epsilon_min=None, epsilon_max=None, d_ema_decay=0.0, selection="last",
                      trivial_sampling="uniform", shell_sampling="none", between_class_weight=0.0,
-                     discriminator_input="raw", box_margin=0.0, generator_loss="saturating")
+                     boundary_weight=0.0, discriminator_input="raw", box_margin=0.0, generator_loss="saturating")
 
 
 def paper_gan() -> GANConfig:

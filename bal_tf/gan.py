@@ -167,7 +167,8 @@ class BoundaryAwareGAN(keras.Model):
 
     def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
                  statistics: sampling.ClassStatistics | None = None, seed: int = 0,
-                 memory_bank: np.ndarray | None = None, **kwargs):
+                 memory_bank: np.ndarray | None = None, boundary_bank: sampling.BoundaryBank | None = None,
+                 **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -181,7 +182,11 @@ class BoundaryAwareGAN(keras.Model):
         if config.l1_reference == "memory_bank" and memory_bank is None:
             raise ConfigError("l1_reference='memory_bank' needs the memory bank (sampling.class_memory_bank "
                               "on the training features).")
+        if config.boundary_weight > 0 and boundary_bank is None:
+            raise ConfigError("boundary_weight > 0 needs the boundary bank (sampling.BoundaryBank.fit on the "
+                              "training features).")
         self.statistics = statistics
+        self.boundary_bank = boundary_bank
         self.memory_bank = None if memory_bank is None else ops.convert_to_tensor(np.asarray(memory_bank, np.float32))
         self.ema_discriminator = None
         if config.d_ema_decay > 0:
@@ -192,7 +197,7 @@ class BoundaryAwareGAN(keras.Model):
             for weight in self.ema_discriminator.weights:
                 weight.trainable = False
         names = ["d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between"]
+                 "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between", "d_boundary"]
         self.trackers = {name: keras.metrics.Mean(name=name) for name in names}
         # G and D are built functional models: nothing is left to build (and fit under a
         # strategy would otherwise try to build it by calling it on features alone).
@@ -303,6 +308,14 @@ class BoundaryAwareGAN(keras.Model):
             pairs = ops.maximum(ops.sum(mask), 1.0)
             l_u = l_u + cfg.between_class_weight * ops.sum(ops.softplus(between_logits) * mask) / pairs
             between_mean = ops.sum(ops.sigmoid(between_logits) * mask) / pairs
+        boundary_mean = ops.zeros(())
+        if cfg.boundary_weight > 0:
+            boundary, boundary_labels, mask = sampling.sample_knn_boundary(
+                labels, self.boundary_bank, cfg.boundary_scale, self.seed_generator)
+            boundary_logits = D(boundary, boundary_labels)
+            kept = ops.maximum(ops.sum(mask), 1.0)
+            l_u = l_u + cfg.boundary_weight * ops.sum(ops.softplus(boundary_logits) * mask) / kept
+            boundary_mean = ops.sum(ops.sigmoid(boundary_logits) * mask) / kept
         d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
                   + float(cfg.use_uniform_loss) * l_u)
         parts = {
@@ -314,6 +327,7 @@ class BoundaryAwareGAN(keras.Model):
             "d_hard": ops.mean(ops.sigmoid(hard_logits)),
             "d_shell": shell_mean,
             "d_between": between_mean,
+            "d_boundary": boundary_mean,
         }
         return d_loss, parts
 
@@ -407,8 +421,11 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     if config.l1_reference == "memory_bank":
         memory_bank = sampling.class_memory_bank(train_features, train_labels, num_classes,
                                                  config.memory_bank_size, seed)
+    boundary_bank = None
+    if config.boundary_weight > 0:
+        boundary_bank = sampling.BoundaryBank.fit(train_features, train_labels, num_classes, config.boundary_k, seed)
     gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed,
-                           memory_bank=memory_bank)
+                           memory_bank=memory_bank, boundary_bank=boundary_bank)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),

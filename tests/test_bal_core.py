@@ -292,6 +292,41 @@ def test_generator_loss_eq12():
     assert float(non_saturating) == pytest.approx(np.mean(softplus(-GENERATED)), rel=1e-6)
 
 
+def test_knn_boundary_bank_holds_each_class_outer_points_and_its_own_level():
+    features, labels = tiny_features(n=600, dim=8)
+    bank = sampling.BoundaryBank.fit(features, labels, 3, k=5, seed=0)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    for c in range(3):
+        members = unit[labels == c]
+        distances = np.sqrt(np.maximum(2 - 2 * members @ members.T, 0))
+        np.fill_diagonal(distances, np.inf)
+        kth = np.sort(distances, axis=1)[:, 4]
+        assert abs(bank.levels[c] - np.quantile(kth, 0.95)) < 1e-5  # every member is in the reference here
+        # the seeds of the candidates are members of class c, from its outer fifth
+        points = bank.points[c] / np.linalg.norm(bank.points[c], axis=1, keepdims=True)
+        index = np.argmin(np.linalg.norm(points[:, None] - members[None], axis=2), axis=1)
+        assert np.all(kth[index] >= np.quantile(kth, 0.75))
+    with pytest.raises(ValueError, match="k must be"):
+        sampling.BoundaryBank.fit(features, labels, 3, k=0)
+
+
+def test_knn_boundary_negatives_are_kept_only_beyond_the_class_level():
+    features, labels = tiny_features(n=600, dim=8)
+    bank = sampling.BoundaryBank.fit(features, labels, 3, k=5, seed=0)
+    near, near_labels, near_mask = (np.asarray(t) for t in sampling.sample_knn_boundary(labels, bank, (0.0, 0.0), 0))
+    far, _, far_mask = (np.asarray(t) for t in sampling.sample_knn_boundary(labels, bank, (4.0, 5.0), 0))
+    np.testing.assert_array_equal(near_labels, labels)
+    assert near.min() >= 0.0 and far.min() >= 0.0  # clipped at the features' floor (0 here)
+    assert near_mask.mean() < 0.5   # the boundary points themselves: mostly inside the level
+    assert far_mask.mean() > 0.95   # moved 4-5 levels away: outside
+    # the mask is the k-NN test itself, recomputed here in numpy
+    unit = far / np.linalg.norm(far, axis=1, keepdims=True)
+    for i in range(20):
+        reference = bank.reference[labels[i]]
+        kth = np.sort(np.sqrt(np.maximum(2 - 2 * reference @ unit[i], 0)))[4]
+        assert far_mask[i] == float(kth > bank.levels[labels[i]])
+
+
 # ------------------------------------------------------------------- train_step ----
 
 def tiny_features(n=256, dim=6, classes=3, seed=0):
@@ -305,7 +340,8 @@ def tiny_features(n=256, dim=6, classes=3, seed=0):
 @pytest.mark.parametrize("overrides", [{}, {"label_conditioning": "projection"},
                                        {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"},
                                        {"shell_sampling": "radial", "discriminator_input": "standardized"},
-                                       {"shell_sampling": "gaussian_tail", "between_class_weight": 1.0}])
+                                       {"shell_sampling": "gaussian_tail", "between_class_weight": 1.0},
+                                       {"boundary_weight": 1.0, "boundary_k": 3}])
 def test_one_train_step_changes_d_and_g(overrides):
     features, labels = tiny_features()
     config = GANConfig(latent_dim=4, generator_units=[16], discriminator_units=[16], **overrides)
@@ -316,11 +352,21 @@ def test_one_train_step_changes_d_and_g(overrides):
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(d_before, gan.discriminator.trainable_weights))
     assert all(not np.allclose(a, b.numpy()) for a, b in zip(g_before, gan.generator.trainable_weights))
     expected = {"d_loss", "g_loss", "l_t", "l_s", "l_u", "g_adversarial", "g_l1",
-                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between"}
+                "d_real", "d_shuffled", "d_trivial", "d_generated", "d_hard", "d_shell", "d_between", "d_boundary"}
     assert set(logs) == expected
     assert (logs["d_shell"] > 0) == (config.shell_sampling != "none")  # the shell term ran iff asked
     assert (logs["d_between"] > 0) == (config.between_class_weight > 0)
+    assert (logs["d_boundary"] > 0) == (config.boundary_weight > 0)
     assert all(np.isfinite(v) for v in logs.values())
+
+
+def test_boundary_negatives_without_their_bank_are_a_clear_error():
+    from bal_tf.errors import ConfigError
+    from bal_tf.gan import BoundaryAwareGAN, build_discriminator, build_generator
+
+    config = GANConfig(latent_dim=4, boundary_weight=1.0, shell_sampling="none")
+    with pytest.raises(ConfigError, match="boundary bank"):
+        BoundaryAwareGAN(build_generator(4, 3, 6, [8]), build_discriminator(6, 3, [8]), 3, config)
 
 
 def test_loss_switches_drop_terms():
