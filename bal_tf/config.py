@@ -182,6 +182,8 @@ class GANConfig(_ChoicesChecked):
             as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
             Sigma the class-tied covariance that Mahalanobis uses: every class becomes a unit
             sphere); the layer is part of D, so it is saved and exported with it.
+        discriminator_lipschitz: bound the spectral norm of every trainable Dense kernel of D
+            at 1 (``gan.SpectralNormBound``): D's logit is then 1-Lipschitz in its input.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
             paper's box of Eqs. 4-5).
         d_ema_decay: if > 0, score and select with an exponential moving average of D's
@@ -232,6 +234,7 @@ class GANConfig(_ChoicesChecked):
     boundary_weight: float = 0.0
     boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.5, 1.5])
     boundary_k: int = 10
+    discriminator_lipschitz: bool = False
     discriminator_input: DiscriminatorInput = "whitened"
     box_margin: float = 0.0
     d_ema_decay: float = 0.999
