@@ -246,6 +246,15 @@ class GANConfig(_ChoicesChecked):
                                  "uniform_features", "perturbed_features"]
     )
 
+    def __post_init__(self):
+        super().__post_init__()
+        for name in ("shell_radius", "between_class_mix", "boundary_scale"):
+            value = getattr(self, name)
+            if len(value) != 2 or not 0 <= value[0] <= value[1]:
+                raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
+        if self.boundary_k < 1:
+            raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
+
 
 @dataclasses.dataclass
 class BaselinesConfig:

@@ -145,3 +145,15 @@ def test_train_py_refuses_a_typo_before_any_training(tmp_path, capsys):
                           "--set", "gan.selection=synthetc"]) == 2
     assert "gan.selection must be one of ['synthetic', 'last']. Received: 'synthetc'" in capsys.readouterr().out
     assert not run_dir.exists()
+
+
+def test_gan_ranges_and_k_are_checked():
+    from bal_tf.config import GANConfig
+
+    with pytest.raises(ConfigError, match=r"gan.boundary_scale must be \[low, high\]"):
+        GANConfig(boundary_scale=[1.5, 0.5])
+    with pytest.raises(ConfigError, match="gan.shell_radius"):
+        GANConfig(shell_radius=[2.0])
+    with pytest.raises(ConfigError, match="gan.boundary_k must be >= 1"):
+        GANConfig(boundary_k=0)
+    assert GANConfig(boundary_scale=[0.25, 0.75]).boundary_scale == [0.25, 0.75]
