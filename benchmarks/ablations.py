@@ -27,7 +27,7 @@ from gan_sweep import append_jsonl, sweep
 # default's shell negatives enter L_u and would blur Table 1's "without L_u" rows and Table 3's
 # trivial-sampling arms.
 PAPER_NEGATIVES = ["gan.shell_sampling=none", "gan.shell_weight=1.0", "gan.shell_radius=[1.5,4.0]",
-                   "gan.between_class_weight=0.0", "gan.discriminator_input=raw"]
+                   "gan.between_class_weight=0.0", "gan.boundary_weight=0.0", "gan.discriminator_input=raw"]
 
 # Table 1: the loss combinations of L_d (Eq. 11). L_t alone drops both trivial and hard negatives.
 TABLE1 = {

@@ -45,7 +45,7 @@ PROTOCOL_PRESETS = {
 # Extra OOD sets scored on a protocol's runs, each its own cell (the "uniform noise" cell).
 EXTRA_OOD = {"offline-mnist": ["uniform_noise"]}
 # GAN presets (bal_tf.config.GAN_PRESETS), listed here so --help needs no TensorFlow import
-GAN_PRESET_NAMES = ["default", "stable", "shells", "whitened_shells", "paper_literal", "paper"]
+GAN_PRESET_NAMES = ["default", "stable", "shells", "whitened_shells", "no_boundary", "paper_literal", "paper"]
 # arch -> preset infix: mnist-cpu (ResNet-18, the paper's) and mnist-cnn-cpu (a plain CNN).
 ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",

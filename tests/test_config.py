@@ -83,14 +83,18 @@ def test_gan_presets_build_what_they_promise():
                if getattr(built["paper"].gan_config, f.name) != getattr(literal.gan_config, f.name)}
     assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
-    # the default = `stable` plus its four named options (D's fixed whitening layer, radial
-    # shells of weight 3 from 2 radii out); `whitened_shells` starts them at 1.5; `stable` has none
+    # the default = `stable` plus its named options (D's fixed whitening layer, radial shells of
+    # weight 3 from 2 radii out, k-NN boundary negatives); `no_boundary` drops the last,
+    # `whitened_shells` also starts the shells at 1.5; `stable` has none
     default = built["default"].gan_config
     assert built["default"].discriminator.get_layer("whiten") is not None
+    assert built["default"].boundary_bank is not None and built["no_boundary"].boundary_bank is None
     assert "whiten" not in {layer.name for layer in built["stable"].discriminator.layers}
     assert dataclasses.replace(default, shell_sampling="none", shell_weight=1.0, shell_radius=[1.5, 4.0],
-                               discriminator_input="raw") == built["stable"].gan_config
-    assert dataclasses.replace(default, shell_radius=[1.5, 4.0]) == built["whitened_shells"].gan_config
+                               discriminator_input="raw", boundary_weight=0.0) == built["stable"].gan_config
+    assert dataclasses.replace(default, boundary_weight=0.0) == built["no_boundary"].gan_config
+    assert dataclasses.replace(default, shell_radius=[1.5, 4.0], boundary_weight=0.0) == \
+        built["whitened_shells"].gan_config
     # `shells` is `stable` plus its three named options
     shells = built["shells"].gan_config
     assert dataclasses.replace(shells, shell_sampling="none", shell_weight=1.0, discriminator_input="raw") == \
