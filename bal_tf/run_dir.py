@@ -92,9 +92,16 @@ def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
         wanted = config.to_dict()
         diffs = sorted(_diff(existing, wanted))
         stage2_begun = run.detector_path.exists() or (run.bal_dir.is_dir() and any(run.bal_dir.iterdir()))
+        # A config.json from an older version lacks the fields added since: they load as today's
+        # defaults. Written out in full, so the file says what the run used.
+        missing = sorted(_missing(json.loads(run.config_path.read_text()), wanted))
         if diffs and all(d.startswith("gan.") for d in diffs) and not stage2_begun:
             print(f"bal-tf: stage 2 has not begun in {run.root}: its GAN settings are updated "
                   f"({', '.join(diffs)})")
+            config.to_json(run.config_path)
+        elif not diffs and missing and not stage2_begun:
+            print(f"bal-tf: {run.config_path} predates fields {', '.join(missing)}: rewritten with "
+                  "their current defaults")
             config.to_json(run.config_path)
         elif diffs:
             raise ConfigError(
@@ -105,6 +112,17 @@ def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
         run.root.mkdir(parents=True, exist_ok=True)
         config.to_json(run.config_path)
     return run
+
+
+def _missing(written: dict, full: dict, prefix: str = "") -> list[str]:
+    """Keys of ``full`` (nested) that ``written`` lacks."""
+    out = []
+    for key, value in full.items():
+        if key not in written:
+            out.append(f"{prefix}{key}")
+        elif isinstance(value, dict) and isinstance(written[key], dict):
+            out.extend(_missing(written[key], value, f"{prefix}{key}."))
+    return out
 
 
 def _diff(a: dict, b: dict, prefix: str = "") -> list[str]:

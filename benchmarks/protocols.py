@@ -136,16 +136,18 @@ def beside_dirs(run_dir: Path, names: list[str]) -> dict[str, Path]:
 
 def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path],
                  beside: list[str] = ()) -> list[dict]:
-    """protocols.json cells: one per method, AUROC / FPR95 in % per seed (the runs' order)."""
-    per_method: dict[str, dict[str, list[float]]] = {}
+    """protocols.json cells: one per method, AUROC / FPR95 in % per seed (the runs' order). Each
+    cell lists the seeds it has: a ``beside`` preset may not have finished every seed yet."""
+    per_method: dict[str, dict[str, list]] = {}
     for run_dir in run_dirs:
+        seed = json.loads((run_dir / "config.json").read_text())["seed"]
         for row in result_rows(run_dir, beside_dirs(run_dir, list(beside))):
             if row["ood"] == ood_name:
-                entry = per_method.setdefault(row["method"], {"auroc": [], "fpr95": []})
+                entry = per_method.setdefault(row["method"], {"seeds": [], "auroc": [], "fpr95": []})
+                entry["seeds"].append(seed)
                 entry["auroc"].append(round(100 * row["auroc"], 4))
                 entry["fpr95"].append(round(100 * row["fpr95"], 4))
-    return [{"protocol": protocol, "backbone": arch, "ood": ood_name, "method": method,
-             "seeds": [json.loads((r / "config.json").read_text())["seed"] for r in run_dirs], **values}
+    return [{"protocol": protocol, "backbone": arch, "ood": ood_name, "method": method, **values}
             for method, values in per_method.items()]
 
 

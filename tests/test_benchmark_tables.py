@@ -79,6 +79,13 @@ def test_protocol_table_puts_other_gan_presets_beside_bal_without_ranking_them(t
     assert literal["auroc"] == [70.0, 80.0] and literal["seeds"] == [0, 1]
     assert {c["method"] for c in cells} == {"bal", "bal_last", "max_softmax", "knn", "bal[paper_literal]",
                                             "bal_last[paper_literal]"}
+    # a beside preset that has not finished every seed lists the seeds it has, not the default's
+    runs.append(tmp_path / "mnist-cnn-cpu-seed2")
+    write_results(runs[-1], 2, {"bal": 0.91, "bal_last": 0.5, "max_softmax": 0.95, "knn": 0.80})
+    cells = {c["method"]: c for c in protocols.cell_records("offline-mnist", "cnn", "fashion_mnist", runs,
+                                                              ["paper_literal"])}
+    assert cells["bal"]["seeds"] == [0, 1, 2] and cells["bal"]["auroc"] == [90.0, 90.0, 91.0]
+    assert cells["bal[paper_literal]"]["seeds"] == [0, 1] and cells["bal[paper_literal]"]["auroc"] == [70.0, 80.0]
 
 
 def protocol_cells(protocol, backbone, ood, aurocs):

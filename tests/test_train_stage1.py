@@ -111,6 +111,17 @@ def test_gan_settings_may_change_until_stage_2_begins(tmp_path):
         open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["gan.epochs=4"]))
 
 
+def test_an_older_config_json_is_written_out_in_full_before_stage_2(tmp_path, capsys):
+    config = get_preset("mnist-cpu")
+    open_run_dir(tmp_path, config)
+    written = json.loads((tmp_path / "config.json").read_text())
+    del written["gan"]["boundary_weight"]  # as written before that field existed
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    open_run_dir(tmp_path, config)
+    assert "predates fields gan.boundary_weight" in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["gan"]["boundary_weight"] == config.gan.boundary_weight
+
+
 def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
     start = time.time()
     result = subprocess.run(
