@@ -182,6 +182,10 @@ class GANConfig(_ChoicesChecked):
             as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
             Sigma the class-tied covariance that Mahalanobis uses: every class becomes a unit
             sphere); the layer is part of D, so it is saved and exported with it.
+        discriminator_knn_size: if > 0, D also sees the k-NN distance of f to class c's training
+            features (this many L2-normalized ones per class, fixed in D and exported with it), in
+            units of the class's own level (``gan.ClassKNNDistance``); 0 = the paper's D.
+        discriminator_knn_k: the k of that distance.
         discriminator_lipschitz: bound the spectral norm of every trainable Dense kernel of D
             at 1 (``gan.SpectralNormBound``): D's logit is then 1-Lipschitz in its input.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
@@ -236,6 +240,8 @@ class GANConfig(_ChoicesChecked):
     boundary_weight: float = 5.0
     boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.15, 0.6])
     boundary_k: int = 10
+    discriminator_knn_size: int = 0
+    discriminator_knn_k: int = 3
     discriminator_lipschitz: bool = False
     discriminator_input: DiscriminatorInput = "whitened"
     box_margin: float = 0.0
@@ -256,6 +262,12 @@ class GANConfig(_ChoicesChecked):
                 raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
         if self.boundary_k < 1:
             raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
+        if self.discriminator_knn_size and not 0 < self.discriminator_knn_k < self.discriminator_knn_size:
+            raise errors.ConfigError(f"gan.discriminator_knn_k must be in [1, discriminator_knn_size - 1]. Received: "
+                                     f"k={self.discriminator_knn_k}, size={self.discriminator_knn_size}")
+        if self.discriminator_knn_size < 0:
+            raise errors.ConfigError(f"gan.discriminator_knn_size must be >= 0 (0 = off). Received: "
+                                     f"{self.discriminator_knn_size!r}")
 
 
 @dataclasses.dataclass

@@ -61,7 +61,8 @@ class SpectralNormBound(keras.constraints.Constraint):
 
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
                         conditioning: str = "concat", feature_mean=None, feature_variance=None,
-                        l2_normalize: bool = False, whitening=None, spectral_bound: bool = False) -> keras.Model:
+                        l2_normalize: bool = False, whitening=None, spectral_bound: bool = False,
+                        knn_input: tuple[int, int] | None = None) -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
@@ -76,6 +77,10 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         layer (``discriminator_input="whitened"``, ``whitening_transform``).
     spectral_bound: every trainable Dense kernel keeps its spectral norm <= 1
         (``SpectralNormBound``; ``discriminator_lipschitz``).
+    knn_input: ``(reference size per class, k)``: D also sees log(1 + r), r the k-NN distance
+        of f to class c's reference features in units of the class's own level
+        (``ClassKNNDistance``, ``discriminator_knn_size``); its weights are set by
+        ``set_knn_reference``. The input is appended after the one-hot label.
     """
     constraint = SpectralNormBound if spectral_bound else (lambda: None)
     feature = keras.Input((feature_dim,), name="feature")
@@ -91,12 +96,14 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         whiten = layers.Dense(feature_dim, trainable=False, name="whiten")
         f = whiten(f)
         whiten.set_weights([np.asarray(whitening[0], np.float32), np.asarray(whitening[1], np.float32)])
-    if conditioning == "concat":
-        x = layers.Concatenate(name="feature_and_label")([f, OneHot(num_classes, name="one_hot")(label)])
-    elif conditioning == "projection":
-        x = f
-    else:
+    if conditioning not in ("concat", "projection"):
         raise ConfigError(f"label_conditioning must be concat or projection. Received: {conditioning!r}")
+    one_hot = OneHot(num_classes, name="one_hot")(label) if conditioning == "concat" or knn_input else None
+    parts = [f, one_hot] if conditioning == "concat" else [f]
+    if knn_input:
+        size, k = knn_input
+        parts.append(ClassKNNDistance(num_classes, size, feature_dim, k, name="knn_distance")(feature, one_hot))
+    x = parts[0] if len(parts) == 1 else layers.Concatenate(name="feature_and_label")(parts)
     for i, width in enumerate(units):
         x = layers.Dense(width, kernel_constraint=constraint(), name=f"dense{i + 1}")(x)
         x = layers.LeakyReLU(0.2, name=f"act{i + 1}")(x)
@@ -134,14 +141,15 @@ def fold_input_transform(discriminator: keras.Model) -> keras.Model:
     conditioning = "projection" if "label_embedding" in names else "concat"
     units = tuple(layer.units for layer in discriminator.layers
                   if layer.name.startswith("dense") and layer.name[5:].isdigit())
+    knn = discriminator.get_layer("knn_distance") if "knn_distance" in names else None
     folded = build_discriminator(feature_dim, discriminator.get_layer("one_hot").num_classes
                                  if "one_hot" in names else _embedding_classes(discriminator),
-                                 units, conditioning)
+                                 units, conditioning, knn_input=(knn.size, knn.k) if knn else None)
     for layer in folded.layers:
         weights = discriminator.get_layer(layer.name).get_weights() if layer.weights else []
         if layer.name == "dense1":
             kernel, bias = (np.asarray(w, np.float64) for w in weights)
-            feature_rows = kernel[:feature_dim]  # concat: the one-hot label's rows follow
+            feature_rows = kernel[:feature_dim]  # the one-hot label's rows (concat), k-NN input's follow
             weights = [np.concatenate([matrix @ feature_rows, kernel[feature_dim:]]).astype(np.float32),
                        (bias + offset @ feature_rows).astype(np.float32)]
         if weights:
@@ -151,6 +159,64 @@ def fold_input_transform(discriminator: keras.Model) -> keras.Model:
 
 def _embedding_classes(discriminator: keras.Model) -> int:
     return discriminator.get_layer("label_embedding").input_dim
+
+
+@keras.saving.register_keras_serializable(package="bal_tf")
+class ClassKNNDistance(layers.Layer):
+    """``(f, one_hot(c)) -> log(1 + r)``, r the distance from f / ||f|| to its k-th nearest
+    reference feature of class c (L2-normalized, as the KNN detector of Sun et al. 2022
+    measures), divided by class c's own level (the median of its reference features' k-NN
+    distances, so r ~ 1 inside the class whatever the backbone). A fixed input of D, computed
+    from ID training features only and saved and exported with D (``discriminator_knn_size``):
+    local density that an MLP on the features does not recover from its shell and boundary
+    negatives alone. The class enters as its one-hot row (a sum, no gather: exact in int8).
+    """
+
+    def __init__(self, num_classes: int, size: int, dim: int, k: int, **kwargs):
+        super().__init__(**kwargs)
+        if not 0 < k < size:
+            raise ConfigError(f"the k-NN input needs 0 < k < reference size. Received: k={k}, size={size}")
+        self.num_classes, self.size, self.dim, self.k = num_classes, size, dim, k
+        self.reference = self.add_weight(shape=(num_classes * size, dim), initializer="zeros",
+                                         trainable=False, name="reference")
+        self.levels = self.add_weight(shape=(num_classes,), initializer="ones", trainable=False, name="levels")
+
+    def call(self, features, one_hot):
+        unit = features / ops.maximum(ops.norm(features, axis=-1, keepdims=True), 1e-12)
+        similarity = ops.reshape(ops.matmul(unit, ops.transpose(self.reference)), (-1, self.num_classes, self.size))
+        own_class = ops.sum(similarity * ops.expand_dims(one_hot, -1), axis=1)  # [N, size]
+        kth = ops.top_k(own_class, self.k, sorted=True)[0][:, self.k - 1]
+        distance = ops.sqrt(ops.maximum(2.0 - 2.0 * kth, 1e-12))  # between unit vectors
+        level = ops.sum(one_hot * self.levels, axis=-1)
+        return ops.expand_dims(ops.log1p(distance / level), -1)
+
+    def compute_output_shape(self, features_shape, one_hot_shape=None):
+        return (features_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "size": self.size, "dim": self.dim,
+                "k": self.k}
+
+
+def knn_reference(features: np.ndarray, labels: np.ndarray, num_classes: int, size: int, k: int,
+                  seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """``ClassKNNDistance``'s weights: ``size`` random L2-normalized training features per class
+    (``[num_classes * size, m]``; a class with fewer repeats its own) and each class's level,
+    the median over those features of the distance to their k-th nearest other one."""
+    rng = np.random.default_rng(seed)
+    normalized = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
+    reference, levels = [], []
+    for c in range(num_classes):
+        members = np.flatnonzero(labels == c)
+        if len(members) <= k:
+            raise ConfigError(f"the k-NN input needs more than k={k} training features of class {c}. "
+                              f"Received: {len(members)}")
+        cloud = normalized[rng.choice(members, min(size, len(members)), replace=False)].astype(np.float64)
+        distances = np.sqrt(np.maximum(2.0 - 2.0 * cloud @ cloud.T, 0.0))
+        np.fill_diagonal(distances, np.inf)
+        levels.append(np.median(np.partition(distances, k - 1, axis=1)[:, k - 1]))
+        reference.append(np.resize(cloud, (size, cloud.shape[1])))
+    return np.concatenate(reference).astype(np.float32), np.maximum(np.asarray(levels), 1e-6).astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="bal_tf")
@@ -445,7 +511,12 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
         standardize = {"whitening": whitening_transform(train_features, train_labels, num_classes)}
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
                                         config.label_conditioning, spectral_bound=config.discriminator_lipschitz,
+                                        knn_input=((config.discriminator_knn_size, config.discriminator_knn_k)
+                                                   if config.discriminator_knn_size else None),
                                         **standardize)
+    if config.discriminator_knn_size:
+        discriminator.get_layer("knn_distance").set_weights(list(knn_reference(
+            train_features, train_labels, num_classes, config.discriminator_knn_size, config.discriminator_knn_k, seed)))
     statistics = None
     if needs_statistics(config):
         statistics = sampling.ClassStatistics.fit(train_features, train_labels, num_classes)

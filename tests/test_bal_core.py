@@ -671,3 +671,56 @@ def test_lipschitz_discriminator_keeps_every_kernels_spectral_norm_near_one(tmp_
     loaded = keras.saving.load_model(tmp_path / "d.keras")
     np.testing.assert_allclose(loaded([features, labels]).numpy(), gan.discriminator([features, labels]).numpy(),
                                atol=1e-5)
+
+
+def test_knn_input_is_the_class_conditional_knn_distance_in_units_of_the_class_level(tmp_path):
+    from bal_tf.gan import fold_input_transform, knn_reference
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 200)
+    features = (rng.normal(size=(600, 5)) + 4 * np.eye(5)[labels]).astype("float32")
+    reference, levels = knn_reference(features, labels, 3, size=50, k=3, seed=0)
+    unit = features / np.linalg.norm(features, axis=1, keepdims=True)
+    assert reference.shape == (150, 5) and np.isin(reference[:50].round(5), unit[labels == 0].round(5)).all()
+    # each class's level: the median over its references of the distance to the 3rd nearest other one
+    own = reference[50:100].astype(np.float64)
+    distances = np.sqrt(np.maximum(2 - 2 * own @ own.T, 0)) + np.diag(np.full(50, np.inf))
+    np.testing.assert_allclose(levels[1], np.median(np.sort(distances, axis=1)[:, 2]), rtol=1e-5)
+
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], discriminator_knn_size=50,
+                       discriminator_knn_k=3, discriminator_input="whitened")
+    discriminator = make_gan(config, 3, features, labels).discriminator
+    knn = keras.Model(discriminator.inputs, discriminator.get_layer("knn_distance").output)
+    queries, classes = (rng.normal(size=(40, 5)) * 3).astype("float32"), rng.integers(0, 3, 40)
+    got = knn([queries, classes]).numpy()[:, 0]
+    query_unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    expected = []
+    for q, c in zip(query_unit, classes):
+        d = np.sort(np.sqrt(np.maximum(2 - 2 * reference[50 * c:50 * (c + 1)] @ q, 0)))[2]  # against class c only
+        expected.append(np.log1p(d / levels[c]))
+    np.testing.assert_allclose(got, expected, rtol=1e-3, atol=1e-4)
+    # a feature of class 0 is near class 0's references, far from class 1's: the label matters
+    member = features[labels == 0][:20]
+    assert (knn([member, np.zeros(20, int)]).numpy() < knn([member, np.ones(20, int)]).numpy()).all()
+
+    discriminator.save(tmp_path / "d.keras")  # the references are saved (and exported) with D
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(loaded([queries, classes]).numpy(), discriminator([queries, classes]).numpy(), atol=1e-5)
+    folded = fold_input_transform(discriminator)  # the whitening folds; the k-NN input stays
+    assert "whiten" not in {layer.name for layer in folded.layers}
+    np.testing.assert_allclose(folded([queries, classes]).numpy(), discriminator([queries, classes]).numpy(),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_knn_input_trains_and_its_bad_settings_are_clear_errors():
+    from bal_tf.errors import ConfigError
+
+    features, labels = tiny_features()
+    gan = make_gan(GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], discriminator_knn_size=20,
+                             boundary_weight=0.0), 3, features, labels)
+    logs = gan.fit(feature_batches(features, labels, 64, seed=0), epochs=1, verbose=0).history
+    assert np.isfinite(logs["d_loss"]).all()
+    with pytest.raises(ConfigError, match="discriminator_knn_k"):
+        GANConfig(discriminator_knn_size=10, discriminator_knn_k=10)
+    with pytest.raises(ConfigError, match="more than k=3 training features of class 2"):
+        make_gan(GANConfig(discriminator_knn_size=20), 3, features[labels < 2], labels[labels < 2])
