@@ -59,6 +59,26 @@ def cell_summaries(results: dict) -> list[dict]:
     return summaries
 
 
+PAPER_PRESETS = ("paper_literal", "paper")
+
+
+def paper_recipe_rows(results: dict) -> list[list]:
+    """Per cell with a run of the paper's presets (``bal[paper_literal]``, ``bal[paper]``): BAL at
+    the default, at each preset (mean ± std over the seeds it has, and how many) and max-softmax."""
+    groups: dict[tuple, dict[str, dict]] = {}
+    for cell in results["cells"]:
+        groups.setdefault((cell["protocol"], cell["backbone"], cell["ood"]), {})[cell["method"]] = cell
+    rows = []
+    for (protocol, backbone, ood), by_method in groups.items():
+        presets = [by_method.get(f"bal[{name}]") for name in PAPER_PRESETS]
+        if not any(presets) or "bal" not in by_method:
+            continue
+        rows.append([protocol, backbone, ood, mean_std(np.array(by_method["bal"]["auroc"])),
+                     *(f"{mean_std(np.array(c['auroc']))} ({len(c['auroc'])})" if c else "-" for c in presets),
+                     mean_std(np.array(by_method["max_softmax"]["auroc"])) if "max_softmax" in by_method else "-"])
+    return rows
+
+
 def targets_report(summaries: list[dict]) -> list[str]:
     """The issue-13 targets, each met or missed, with by how much."""
     if not summaries:
@@ -104,7 +124,19 @@ def headline_markdown(results: dict, source: str = "docs/results/protocols.json"
         "Targets (issue 13):",
         "",
         *targets_report(summaries),
+        *paper_recipe_section(results),
     ])
+
+
+def paper_recipe_section(results: dict) -> list[str]:
+    rows = paper_recipe_rows(results)
+    if not rows:
+        return []
+    return ["", "The paper's recipe on the same classifiers (`--gan-preset paper_literal`: the paper as printed; "
+            "`paper`: plus the fixes it needs to train stably; docs/DESIGN.md), AUROC %, mean ± sample std (ddof=1) "
+            "over the seeds in brackets; not ranked:", "",
+            markdown_table(["protocol", "backbone", "OOD", "BAL (default)", "BAL (paper_literal)", "BAL (paper)",
+                            "max-softmax"], rows)]
 
 
 def replace_block(text: str, block: str) -> str:

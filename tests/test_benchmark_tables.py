@@ -114,6 +114,14 @@ def test_headline_ranks_bal_checks_the_targets_and_fills_the_readme_block(tmp_pa
     assert "mean rank over the cells at most 1.5: yes (1.50 over 2 cells)" in report
     assert "offline-fashion_mnist (cnn) >= 97.8: no (97.50, 0.30 short)" in report
     assert "offline-mnist (cnn) >= 99.5: yes (99.70)" in report
+    # the paper's presets get their own rows beside the default, with the seeds each has
+    results["cells"] += protocol_cells("offline-mnist", "cnn", "fashion_mnist", {"bal[paper_literal]": [90.0, 94.0]})
+    block = headline.headline_markdown(results)
+    assert "| offline-mnist | cnn | fashion_mnist | 99.70 ± 0.14 | 92.00 ± 2.83 (2) | - | 98.00 ± 0.00 |" in block
+    assert "| offline-fashion_mnist | cnn | mnist | 2 | 97.50" in block.split("The paper's recipe")[0]  # main table
+    assert "| offline-fashion_mnist | cnn | mnist | 97.50 ± 0.71 | - | 99.90 ± 0.00 (2) |" in block  # paper only
+    results["cells"] = [c for c in results["cells"] if not c["method"].startswith("bal[")]
+    assert "The paper's recipe" not in headline.headline_markdown(results)  # no paper runs: no section
 
     (tmp_path / "protocols.json").write_text(json.dumps(results))
     readme = tmp_path / "README.md"
