@@ -369,6 +369,15 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 }
 
 
+# A config.json written before one of these GAN options existed was trained without it: read back,
+# the missing field means the option off (the code of that time), not today's default.
+GAN_FIELDS_ABSENT_MEANS = {
+    "d_ema_decay": 0.0, "box_margin": 0.0, "shell_sampling": "none", "discriminator_input": "raw",
+    "d_ema_bias_correction": False, "between_class_weight": 0.0, "boundary_weight": 0.0,
+    "discriminator_lipschitz": False, "discriminator_knn_size": 0,
+}
+
+
 @dataclasses.dataclass
 class RunConfig:
     """Everything that defines one run."""
@@ -403,6 +412,8 @@ class RunConfig:
                 f"Config file {path} is not valid JSON ({exc}). Expected the config.json that "
                 "train.py writes in a run directory."
             ) from exc
+        if isinstance(values, dict) and isinstance(values.get("gan"), dict):
+            values["gan"] = {**GAN_FIELDS_ABSENT_MEANS, **values["gan"]}
         return cls.from_dict(values)
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":

@@ -92,8 +92,9 @@ def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
         wanted = config.to_dict()
         diffs = sorted(_diff(existing, wanted))
         stage2_begun = run.detector_path.exists() or (run.bal_dir.is_dir() and any(run.bal_dir.iterdir()))
-        # A config.json from an older version lacks the fields added since: they load as today's
-        # defaults. Written out in full, so the file says what the run used.
+        # A config.json from an older version lacks the fields added since: they load as off
+        # (config.GAN_FIELDS_ABSENT_MEANS) or as today's defaults. Before stage 2 the file is written
+        # out in full, so that it says what the run will use.
         missing = sorted(_missing(json.loads(run.config_path.read_text()), wanted))
         if diffs and all(d.startswith("gan.") for d in diffs) and not stage2_begun:
             print(f"bal-tf: stage 2 has not begun in {run.root}: its GAN settings are updated "

@@ -1,5 +1,6 @@
 """Stage 1 on a tiny MNIST subset with a narrow backbone: resume, CLI errors, a missing dataset."""
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -115,11 +116,24 @@ def test_an_older_config_json_is_written_out_in_full_before_stage_2(tmp_path, ca
     config = get_preset("mnist-cpu")
     open_run_dir(tmp_path, config)
     written = json.loads((tmp_path / "config.json").read_text())
-    del written["gan"]["boundary_weight"]  # as written before that field existed
+    del written["gan"]["boundary_k"]  # as written before that field existed
     (tmp_path / "config.json").write_text(json.dumps(written))
     open_run_dir(tmp_path, config)
-    assert "predates fields gan.boundary_weight" in capsys.readouterr().out
-    assert json.loads((tmp_path / "config.json").read_text())["gan"]["boundary_weight"] == config.gan.boundary_weight
+    assert "predates fields gan.boundary_k" in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["gan"]["boundary_k"] == config.gan.boundary_k
+
+
+def test_a_gan_option_missing_from_an_older_config_json_reads_as_off(tmp_path):
+    from bal_tf.config import GAN_FIELDS_ABSENT_MEANS, RunConfig
+
+    written = get_preset("mnist-cpu").to_dict()
+    for name in ("boundary_weight", "shell_sampling", "discriminator_input"):  # options added after such runs
+        del written["gan"][name]
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    gan = RunConfig.from_json(tmp_path / "config.json").gan
+    assert (gan.boundary_weight, gan.shell_sampling, gan.discriminator_input) == (0.0, "none", "raw")
+    assert get_preset("mnist-cpu").gan.boundary_weight > 0  # today's default differs: not what that run used
+    assert set(GAN_FIELDS_ABSENT_MEANS) <= {f.name for f in dataclasses.fields(type(gan))}
 
 
 def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
