@@ -27,6 +27,7 @@ TrivialSampling = typing.Literal["uniform", "gaussian", "gaussian_tail"]
 NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
 ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
+KNNInputMode = typing.Literal["concat", "monotone"]
 DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
@@ -186,6 +187,9 @@ class GANConfig(_ChoicesChecked):
             features (this many L2-normalized ones per class, fixed in D and exported with it), in
             units of the class's own level (``gan.ClassKNNDistance``); 0 = the paper's D.
         discriminator_knn_k: the k of that distance.
+        discriminator_knn_mode: ``concat`` (an input of D's MLP beside f and the label) or
+            ``monotone`` (subtracted from D's logit with a learned slope >= 0: D falls as the
+            distance grows; the MLP does not see it).
         discriminator_lipschitz: bound the spectral norm of every trainable Dense kernel of D
             at 1 (``gan.SpectralNormBound``): D's logit is then 1-Lipschitz in its input.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
@@ -242,6 +246,7 @@ class GANConfig(_ChoicesChecked):
     boundary_k: int = 10
     discriminator_knn_size: int = 0
     discriminator_knn_k: int = 3
+    discriminator_knn_mode: KNNInputMode = "concat"
     discriminator_lipschitz: bool = False
     discriminator_input: DiscriminatorInput = "whitened"
     box_margin: float = 0.0

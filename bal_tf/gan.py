@@ -62,7 +62,7 @@ class SpectralNormBound(keras.constraints.Constraint):
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
                         conditioning: str = "concat", feature_mean=None, feature_variance=None,
                         l2_normalize: bool = False, whitening=None, spectral_bound: bool = False,
-                        knn_input: tuple[int, int] | None = None) -> keras.Model:
+                        knn_input: tuple[int, int, str] | None = None) -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
@@ -77,10 +77,12 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         layer (``discriminator_input="whitened"``, ``whitening_transform``).
     spectral_bound: every trainable Dense kernel keeps its spectral norm <= 1
         (``SpectralNormBound``; ``discriminator_lipschitz``).
-    knn_input: ``(reference size per class, k)``: D also sees log(1 + r), r the k-NN distance
-        of f to class c's reference features in units of the class's own level
-        (``ClassKNNDistance``, ``discriminator_knn_size``); its weights are set by
-        ``set_knn_reference``. The input is appended after the one-hot label.
+    knn_input: ``(reference size per class, k, mode)``: D also sees log(1 + r), r the k-NN
+        distance of f to class c's reference features in units of the class's own level
+        (``ClassKNNDistance``, ``discriminator_knn_size``; its weights come from
+        ``knn_reference``). mode ``concat``: appended to the MLP's input after the one-hot label;
+        ``monotone``: not seen by the MLP, subtracted from its logit with a learned slope >= 0
+        (``MonotoneDistancePenalty``), so D can only fall as the k-NN distance grows.
     """
     constraint = SpectralNormBound if spectral_bound else (lambda: None)
     feature = keras.Input((feature_dim,), name="feature")
@@ -100,9 +102,15 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         raise ConfigError(f"label_conditioning must be concat or projection. Received: {conditioning!r}")
     one_hot = OneHot(num_classes, name="one_hot")(label) if conditioning == "concat" or knn_input else None
     parts = [f, one_hot] if conditioning == "concat" else [f]
+    knn_distance = None
     if knn_input:
-        size, k = knn_input
-        parts.append(ClassKNNDistance(num_classes, size, feature_dim, k, name="knn_distance")(feature, one_hot))
+        size, k, mode = knn_input
+        if mode not in ("concat", "monotone"):
+            raise ConfigError(f"discriminator_knn_mode must be concat or monotone. Received: {mode!r}")
+        knn_distance = ClassKNNDistance(num_classes, size, feature_dim, k, name="knn_distance")(feature, one_hot)
+        if mode == "concat":
+            parts.append(knn_distance)
+            knn_distance = None
     x = parts[0] if len(parts) == 1 else layers.Concatenate(name="feature_and_label")(parts)
     for i, width in enumerate(units):
         x = layers.Dense(width, kernel_constraint=constraint(), name=f"dense{i + 1}")(x)
@@ -111,6 +119,8 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
     if conditioning == "projection":
         embedded = layers.Embedding(num_classes, x.shape[-1], name="label_embedding")(label)
         logit = layers.Add(name="projection")([logit, layers.Dot(axes=1)([embedded, x])])
+    if knn_distance is not None:
+        logit = MonotoneDistancePenalty(name="knn_penalty")(logit, knn_distance)
     logit = layers.Reshape((), name="squeeze")(logit)
     return keras.Model([feature, label], logit, name="discriminator")
 
@@ -142,9 +152,10 @@ def fold_input_transform(discriminator: keras.Model) -> keras.Model:
     units = tuple(layer.units for layer in discriminator.layers
                   if layer.name.startswith("dense") and layer.name[5:].isdigit())
     knn = discriminator.get_layer("knn_distance") if "knn_distance" in names else None
+    knn_mode = "monotone" if "knn_penalty" in names else "concat"
     folded = build_discriminator(feature_dim, discriminator.get_layer("one_hot").num_classes
                                  if "one_hot" in names else _embedding_classes(discriminator),
-                                 units, conditioning, knn_input=(knn.size, knn.k) if knn else None)
+                                 units, conditioning, knn_input=(knn.size, knn.k, knn_mode) if knn else None)
     for layer in folded.layers:
         weights = discriminator.get_layer(layer.name).get_weights() if layer.weights else []
         if layer.name == "dense1":
@@ -196,6 +207,25 @@ class ClassKNNDistance(layers.Layer):
     def get_config(self):
         return {**super().get_config(), "num_classes": self.num_classes, "size": self.size, "dim": self.dim,
                 "k": self.k}
+
+
+@keras.saving.register_keras_serializable(package="bal_tf")
+class MonotoneDistancePenalty(layers.Layer):
+    """``(logit, distance) -> logit - softplus(beta) * distance``: one learned slope, kept >= 0,
+    so D's logit can only fall as the distance grows (``discriminator_knn_mode="monotone"``).
+    D's loss saturates on both sides of the ID boundary and leaves its shape between them free;
+    this fixes that shape's direction to the one the k-NN detector uses. Starts at slope 1."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.beta = self.add_weight(shape=(), initializer=keras.initializers.Constant(float(np.log(np.e - 1.0))),
+                                    name="beta")
+
+    def call(self, logit, distance):
+        return logit - ops.softplus(self.beta) * distance
+
+    def compute_output_shape(self, logit_shape, distance_shape=None):
+        return logit_shape
 
 
 def knn_reference(features: np.ndarray, labels: np.ndarray, num_classes: int, size: int, k: int,
@@ -511,7 +541,8 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
         standardize = {"whitening": whitening_transform(train_features, train_labels, num_classes)}
     discriminator = build_discriminator(feature_dim, num_classes, config.discriminator_units,
                                         config.label_conditioning, spectral_bound=config.discriminator_lipschitz,
-                                        knn_input=((config.discriminator_knn_size, config.discriminator_knn_k)
+                                        knn_input=((config.discriminator_knn_size, config.discriminator_knn_k,
+                                                    config.discriminator_knn_mode)
                                                    if config.discriminator_knn_size else None),
                                         **standardize)
     if config.discriminator_knn_size:

@@ -724,3 +724,31 @@ def test_knn_input_trains_and_its_bad_settings_are_clear_errors():
         GANConfig(discriminator_knn_size=10, discriminator_knn_k=10)
     with pytest.raises(ConfigError, match="more than k=3 training features of class 2"):
         make_gan(GANConfig(discriminator_knn_size=20), 3, features[labels < 2], labels[labels < 2])
+
+
+def test_monotone_knn_input_lowers_d_by_a_nonnegative_slope_times_the_distance(tmp_path):
+    from bal_tf.gan import fold_input_transform
+
+    features, labels = tiny_features()
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], discriminator_knn_size=20,
+                       discriminator_knn_mode="monotone", boundary_weight=0.0)
+    gan = make_gan(config, 3, features, labels)
+    discriminator = gan.discriminator
+    names = {layer.name for layer in discriminator.layers}
+    assert "knn_penalty" in names and discriminator.get_layer("dense1").kernel.shape[0] == 6 + 3  # MLP: f, label
+    distance = keras.Model(discriminator.inputs, discriminator.get_layer("knn_distance").output)
+    mlp = keras.Model(discriminator.inputs, discriminator.get_layer("logit").output)
+    slope = float(keras.ops.softplus(discriminator.get_layer("knn_penalty").beta))
+    queries = features[:16] * np.float32(1.5)
+    expected = mlp([queries, labels[:16]]).numpy()[:, 0] - slope * distance([queries, labels[:16]]).numpy()[:, 0]
+    np.testing.assert_allclose(discriminator([queries, labels[:16]]).numpy(), expected, rtol=1e-5, atol=1e-5)
+    discriminator.get_layer("knn_penalty").beta.assign(-30.0)  # the slope cannot turn negative
+    assert float(keras.ops.softplus(discriminator.get_layer("knn_penalty").beta)) >= 0
+    gan.fit(feature_batches(features, labels, 64, seed=0), epochs=1, verbose=0)
+    discriminator.save(tmp_path / "d.keras")
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(loaded([queries, labels[:16]]).numpy(), discriminator([queries, labels[:16]]).numpy(),
+                               atol=1e-5)
+    folded = fold_input_transform(discriminator)
+    np.testing.assert_allclose(folded([queries, labels[:16]]).numpy(), discriminator([queries, labels[:16]]).numpy(),
+                               rtol=1e-3, atol=1e-3)
