@@ -409,7 +409,10 @@ class RunConfig:
         atomic_write_text(path, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @classmethod
-    def from_json(cls, path: str | os.PathLike) -> "RunConfig":
+    def from_json(cls, path: str | os.PathLike, absent_gan_options_off: bool = False) -> "RunConfig":
+        """Reads a config.json. ``absent_gan_options_off``: the file is a run's own record, so a
+        GAN option it lacks did not exist when it was written and reads as off
+        (``GAN_FIELDS_ABSENT_MEANS``); otherwise (a hand-written partial config) as the default."""
         try:
             values = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
@@ -417,7 +420,7 @@ class RunConfig:
                 f"Config file {path} is not valid JSON ({exc}). Expected the config.json that "
                 "train.py writes in a run directory."
             ) from exc
-        if isinstance(values, dict) and isinstance(values.get("gan"), dict):
+        if absent_gan_options_off and isinstance(values, dict) and isinstance(values.get("gan"), dict):
             values["gan"] = {**GAN_FIELDS_ABSENT_MEANS, **values["gan"]}
         return cls.from_dict(values)
 

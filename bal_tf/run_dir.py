@@ -65,7 +65,7 @@ class RunDir:
     def load_config(self) -> RunConfig:
         if not self.config_path.is_file():
             raise ConfigError(f"{self.root} is not a run directory: it has no config.json.")
-        return RunConfig.from_json(self.config_path)
+        return RunConfig.from_json(self.config_path, absent_gan_options_off=True)
 
     def write_json(self, relative: str, values: dict) -> Path:
         from bal_tf.io import atomic_write_text

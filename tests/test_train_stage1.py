@@ -125,13 +125,15 @@ def test_an_older_config_json_is_written_out_in_full_before_stage_2(tmp_path, ca
 
 def test_a_gan_option_missing_from_an_older_config_json_reads_as_off(tmp_path):
     from bal_tf.config import GAN_FIELDS_ABSENT_MEANS, RunConfig
+    from bal_tf.run_dir import RunDir
 
     written = get_preset("mnist-cpu").to_dict()
     for name in ("boundary_weight", "shell_sampling", "discriminator_input"):  # options added after such runs
         del written["gan"][name]
     (tmp_path / "config.json").write_text(json.dumps(written))
-    gan = RunConfig.from_json(tmp_path / "config.json").gan
+    gan = RunDir(tmp_path).load_config().gan  # a run's own record: what that run used
     assert (gan.boundary_weight, gan.shell_sampling, gan.discriminator_input) == (0.0, "none", "raw")
+    assert RunConfig.from_json(tmp_path / "config.json").gan.boundary_weight > 0  # a partial config: defaults
     assert get_preset("mnist-cpu").gan.boundary_weight > 0  # today's default differs: not what that run used
     assert set(GAN_FIELDS_ABSENT_MEANS) <= {f.name for f in dataclasses.fields(type(gan))}
 
