@@ -38,8 +38,10 @@ def score_histograms(scores: dict, ood_name: str, path: Path) -> Path:
         id_scores, ood_scores = scores["id"][method], scores[ood_name][method]
         low, high = np.percentile(np.r_[id_scores, ood_scores], [0.5, 99.5])
         bins = np.linspace(low, high if high > low else low + 1, 50)
-        ax.hist(np.clip(id_scores, low, high), bins, alpha=0.6, density=True, label="ID")
-        ax.hist(np.clip(ood_scores, low, high), bins, alpha=0.6, density=True, label=ood_name)
+        # One polygon per histogram ("stepfilled"), not 50 bar patches: ~10x faster to draw and lay out.
+        ax.hist(np.clip(id_scores, low, high), bins, alpha=0.6, density=True, label="ID", histtype="stepfilled")
+        ax.hist(np.clip(ood_scores, low, high), bins, alpha=0.6, density=True, label=ood_name,
+                histtype="stepfilled")
         ax.set_title(method, fontsize=9)
         ax.tick_params(labelsize=7)
     for ax in axes.ravel()[len(methods):]:

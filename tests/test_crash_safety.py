@@ -82,19 +82,29 @@ def test_sigkill_during_export_leaves_the_previous_export_whole(reference_run, t
 
     import tensorflow as tf
 
+    from bal_tf.io import atomic_path
+
     run_dir = tmp_path / "run"
     shutil.copytree(reference_run, run_dir)
     export_dir = run_dir / "export"
     staged = lambda: any(run_dir.glob(".export.*/partial/saved_model"))  # noqa: E731
 
-    kill_when(export_command(run_dir), staged)  # the first export, killed mid-way
-    assert not export_dir.exists()  # nothing half-written is taken for an export
-    run_to_completion(export_command(run_dir, "--no-tflite"))  # the rerun (TFLite: test_pipeline)
-    assert not list(run_dir.glob(".export.*"))  # the killed run's staging folder is gone
+    run_to_completion(export_command(run_dir, "--no-tflite"))  # a whole export (TFLite: test_pipeline)
     before = (export_dir / "export_info.json").read_text()
-    info = json.loads(before)
-    assert info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
+    assert json.loads(before)["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
     kill_when(export_command(run_dir), staged)  # a second export (with TFLite), killed mid-way
     assert (export_dir / "export_info.json").read_text() == before  # the first one, whole
+    assert list(run_dir.glob(".export.*"))  # the killed writer's staging folder, never taken for an export
+    # The next writer of the export removes that folder first; a writer that fails leaves the
+    # previous export as it was (or, with none before, no export at all).
+    with pytest.raises(RuntimeError), atomic_path(export_dir) as partial:
+        assert not list(run_dir.glob(".export.*/partial"))
+        partial.mkdir()
+        raise RuntimeError("crashed mid-way")
+    assert not list(run_dir.glob(".export.*")) and (export_dir / "export_info.json").read_text() == before
+    with pytest.raises(RuntimeError), atomic_path(tmp_path / "first_export") as partial:
+        partial.mkdir()
+        raise RuntimeError("crashed mid-way")
+    assert not list(tmp_path.glob("*first_export*"))
     signature = tf.saved_model.load(str(export_dir / "saved_model")).signatures["serving_default"]
     assert signature(images=tf.zeros((1, 28, 28, 1), tf.uint8))["score"].shape == (1,)
