@@ -28,6 +28,7 @@ NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
 ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
 KNNInputMode = typing.Literal["concat", "monotone"]
+BoundaryTargets = typing.Literal["negative", "graded"]
 DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
@@ -178,6 +179,12 @@ class GANConfig(_ChoicesChecked):
         boundary_scale: ``[low, high]``: the noise's length in whitened space, in units of the
             class's ID k-NN level.
         boundary_k: the k of those k-NN distances.
+        boundary_targets: ``negative`` (every kept candidate is an OOD pair, target 0) or
+            ``graded``: every candidate enters with a soft target that falls linearly from 1 to 0
+            as its k-NN distance r (in units of the class's level) goes from
+            ``boundary_target_range[0]`` to ``[1]``, so D is told how the region between the class
+            and its negatives is ordered, not only its two ends (``losses.graded_loss``).
+        boundary_target_range: ``[r_in, r_out]`` of those graded targets.
         discriminator_input: ``raw`` features, ``standardized`` by a fixed layer holding the
             training features' per-dimension mean and variance, ``l2_normalized`` (f / ||f||,
             as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
@@ -244,6 +251,8 @@ class GANConfig(_ChoicesChecked):
     boundary_weight: float = 5.0
     boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.15, 0.6])
     boundary_k: int = 10
+    boundary_targets: BoundaryTargets = "negative"
+    boundary_target_range: list[float] = dataclasses.field(default_factory=lambda: [1.0, 1.5])
     discriminator_knn_size: int = 0
     discriminator_knn_k: int = 3
     discriminator_knn_mode: KNNInputMode = "concat"
@@ -261,10 +270,13 @@ class GANConfig(_ChoicesChecked):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("shell_radius", "between_class_mix", "boundary_scale"):
+        for name in ("shell_radius", "between_class_mix", "boundary_scale", "boundary_target_range"):
             value = getattr(self, name)
             if len(value) != 2 or not 0 <= value[0] <= value[1]:
                 raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
+        if self.boundary_targets == "graded" and not self.boundary_target_range[0] < self.boundary_target_range[1]:
+            raise errors.ConfigError(f"gan.boundary_target_range must be [r_in, r_out] with r_in < r_out. Received: "
+                                     f"{self.boundary_target_range!r}")
         if self.boundary_k < 1:
             raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
         if self.discriminator_knn_size and not 0 < self.discriminator_knn_k < self.discriminator_knn_size:
@@ -379,7 +391,7 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 GAN_FIELDS_ABSENT_MEANS = {
     "d_ema_decay": 0.0, "box_margin": 0.0, "shell_sampling": "none", "discriminator_input": "raw",
     "d_ema_bias_correction": False, "between_class_weight": 0.0, "boundary_weight": 0.0,
-    "discriminator_lipschitz": False, "discriminator_knn_size": 0,
+    "discriminator_lipschitz": False, "discriminator_knn_size": 0, "boundary_targets": "negative",
 }
 
 

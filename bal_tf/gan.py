@@ -437,12 +437,18 @@ class BoundaryAwareGAN(keras.Model):
             between_mean = ops.sum(ops.sigmoid(between_logits) * mask) / pairs
         boundary_mean = ops.zeros(())
         if cfg.boundary_weight > 0:
-            boundary, boundary_labels, mask = sampling.sample_knn_boundary(
-                labels, self.boundary_bank, cfg.boundary_scale, self.seed_generator)
+            boundary, boundary_labels, mask, ratio = sampling.sample_knn_boundary(
+                labels, self.boundary_bank, cfg.boundary_scale, self.seed_generator, with_ratio=True)
             boundary_logits = D(boundary, boundary_labels)
-            kept = ops.maximum(ops.sum(mask), 1.0)
-            l_u = l_u + cfg.boundary_weight * ops.sum(ops.softplus(boundary_logits) * mask) / kept
-            boundary_mean = ops.sum(ops.sigmoid(boundary_logits) * mask) / kept
+            if cfg.boundary_targets == "graded":
+                # Every candidate, with a target that falls as it leaves the class (no mask).
+                targets = losses.graded_target(ratio, cfg.boundary_target_range)
+                l_u = l_u + cfg.boundary_weight * losses.graded_loss(boundary_logits, targets)
+                boundary_mean = ops.mean(ops.sigmoid(boundary_logits))
+            else:
+                kept = ops.maximum(ops.sum(mask), 1.0)
+                l_u = l_u + cfg.boundary_weight * ops.sum(ops.softplus(boundary_logits) * mask) / kept
+                boundary_mean = ops.sum(ops.sigmoid(boundary_logits) * mask) / kept
         d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
                   + float(cfg.use_uniform_loss) * l_u)
         parts = {

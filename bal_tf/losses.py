@@ -34,6 +34,21 @@ def ood_loss(logits):
     return ops.mean(ops.softplus(logits))
 
 
+def graded_target(ratio, target_range):
+    """The soft target of a boundary candidate at k-NN distance ``ratio`` (in units of its class's
+    ID level): 1 up to ``target_range[0]``, 0 from ``target_range[1]``, linear in between."""
+    low, high = float(target_range[0]), float(target_range[1])
+    return ops.clip((high - ratio) / (high - low), 0.0, 1.0)
+
+
+def graded_loss(logits, targets):
+    """Mean binary cross-entropy of D against soft targets t: -t log D - (1 - t) log(1 - D).
+    Minimized at D = t, so it fixes D's level between the ID pairs (t = 1) and the negatives
+    (t = 0) rather than leaving that region free."""
+    targets = ops.cast(targets, logits.dtype)
+    return ops.mean(targets * ops.softplus(-logits) + (1.0 - targets) * ops.softplus(logits))
+
+
 def negative_term(logits, form: str = "bce"):
     """How a negative pair enters Eqs. 8-9: ``bce`` = E -log(1 - D) (bounded below by 0);
     ``log_d`` = E log D as printed, with log D = -softplus(-l) clamped at ``LOG_D_FLOOR``."""

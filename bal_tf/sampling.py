@@ -186,7 +186,7 @@ class BoundaryBank:
                    np.asarray(levels, np.float32), features.min(0).astype(np.float32), k)
 
 
-def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
+def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed, with_ratio: bool = False):
     """k-NN boundary negatives for the classes ``labels`` (an REM option).
 
     For each label c: a random boundary point f of class c, moved on the unit sphere's scale by
@@ -194,7 +194,8 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
     uniformly random), rescaled to ||f|| and clipped to the features' floor. Returns the
     candidates, their labels and a mask, 1 where the candidate's k-NN distance to class c
     exceeds the class's ID level (NPOS keeps only those), so a candidate that fell back into
-    the class is never called OOD.
+    the class is never called OOD. With ``with_ratio``, also each candidate's k-NN distance in
+    units of that level (the mask is ``ratio > 1``), for graded targets.
     """
     labels = ops.cast(labels, "int32")
     count = ops.shape(labels)[0]
@@ -217,7 +218,10 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
     squared = ops.sum(ops.reshape(squared, (-1, classes, size)) * own_class, axis=1)     # [N, R]: class c's
     nearest = -ops.top_k(-squared, bank.k)[0]                                            # k smallest, ascending
     kth = ops.sqrt(nearest[:, -1:])
-    return candidates, labels, ops.cast(kth > levels, candidates.dtype)[:, 0]
+    mask = ops.cast(kth > levels, candidates.dtype)[:, 0]
+    if with_ratio:
+        return candidates, labels, mask, (kth / levels)[:, 0]
+    return candidates, labels, mask
 
 
 def sample_between_classes(features, labels, mix_range, seed):

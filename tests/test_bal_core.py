@@ -325,6 +325,28 @@ def test_knn_boundary_negatives_are_kept_only_beyond_the_class_level():
         reference = bank.reference[labels[i]]
         kth = np.sort(np.sqrt(np.maximum(2 - 2 * reference @ unit[i], 0)))[4]
         assert far_mask[i] == float(kth > bank.levels[labels[i]])
+    # the ratio returned for graded targets is that distance in units of the level: mask = ratio > 1
+    _, _, mask, ratio = (np.asarray(t) for t in sampling.sample_knn_boundary(labels, bank, (0.0, 5.0), 0,
+                                                                              with_ratio=True))
+    np.testing.assert_array_equal(mask, (ratio > 1).astype(mask.dtype))
+    assert ratio.min() < 1 < ratio.max()
+
+
+def test_graded_targets_fall_linearly_and_their_loss_is_least_where_d_equals_the_target():
+    ratio = np.array([0.2, 1.0, 1.25, 1.5, 3.0], np.float32)
+    np.testing.assert_allclose(np.asarray(losses.graded_target(ratio, (1.0, 1.5))), [1, 1, 0.5, 0, 0], atol=1e-6)
+    targets = np.array([0.9, 0.5, 0.1], np.float32)
+    best = np.log(targets / (1 - targets))  # D = sigmoid(best) = t
+    loss = lambda logits: float(losses.graded_loss(np.asarray(logits, np.float32), targets))  # noqa: E731
+    for shift in (-0.5, 0.5):
+        for i in range(3):
+            moved = best.copy()
+            moved[i] += shift
+            assert loss(moved) > loss(best)
+    # the two ends are the hard losses: t = 1 is "ID" (softplus(-l)), t = 0 "OOD" (softplus(l))
+    logits = np.array([2.0, -1.0], np.float32)
+    assert float(losses.graded_loss(logits, np.ones(2))) == pytest.approx(float(losses.id_loss(logits)), rel=1e-6)
+    assert float(losses.graded_loss(logits, np.zeros(2))) == pytest.approx(float(losses.ood_loss(logits)), rel=1e-6)
 
 
 # ------------------------------------------------------------------- train_step ----
@@ -341,7 +363,9 @@ def tiny_features(n=256, dim=6, classes=3, seed=0):
                                        {"trivial_sampling": "gaussian", "generator_loss": "non_saturating"},
                                        {"shell_sampling": "radial", "discriminator_input": "standardized"},
                                        {"shell_sampling": "gaussian_tail", "between_class_weight": 1.0},
-                                       {"boundary_weight": 1.0, "boundary_k": 3, "boundary_scale": [4.0, 5.0]}])
+                                       {"boundary_weight": 1.0, "boundary_k": 3, "boundary_scale": [4.0, 5.0]},
+                                       {"boundary_weight": 1.0, "boundary_k": 3, "boundary_scale": [0.0, 5.0],
+                                        "boundary_targets": "graded"}])
 def test_one_train_step_changes_d_and_g(overrides):
     features, labels = tiny_features()
     # boundary negatives only where asked: on this 6-d toy the default's close ones all fall
@@ -749,3 +773,23 @@ def test_monotone_knn_input_lowers_d_by_a_nonnegative_slope_times_the_distance(t
     folded = fold_input_transform(discriminator)
     np.testing.assert_allclose(folded([queries, labels[:16]]).numpy(), discriminator([queries, labels[:16]]).numpy(),
                                rtol=1e-3, atol=1e-3)
+
+
+def test_d_trained_with_graded_boundary_targets_falls_as_candidates_leave_the_class():
+    """D's level between a class and its boundary negatives follows their k-NN distance r: high
+    inside the class level (r < 1), low beyond r_out, falling in between (Spearman < -0.5)."""
+    from scipy.stats import spearmanr
+
+    features, labels = tiny_features(n=1200, dim=8)
+    config = GANConfig(latent_dim=4, generator_units=[32], discriminator_units=[64, 64], shell_sampling="none",
+                       discriminator_input="raw", d_ema_decay=0.0, d_learning_rate=1e-3, boundary_weight=5.0,
+                       boundary_k=5, boundary_scale=[0.0, 3.0], boundary_targets="graded",
+                       boundary_target_range=[1.0, 2.0])
+    gan = make_gan(config, 3, features, labels, seed=0)
+    gan.fit(feature_batches(features, labels, 128, seed=0, epochs=30), epochs=1, verbose=0)
+    candidate_labels = np.repeat(np.arange(3), 400).astype("int32")
+    candidates, _, _, ratio = (np.asarray(t) for t in sampling.sample_knn_boundary(
+        candidate_labels, gan.boundary_bank, (0.0, 3.0), 1, with_ratio=True))
+    d = keras.ops.sigmoid(gan.discriminator([candidates, candidate_labels])).numpy().reshape(-1)
+    assert spearmanr(d, ratio).statistic < -0.5
+    assert np.median(d[ratio < 1.0]) > 0.7 and np.median(d[ratio > 2.0]) < 0.3
