@@ -244,6 +244,28 @@ def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_senten
     assert "FAILED (exit code 1)" in timing.render({**result, "rc": 1}, "x.json")
 
 
+def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readme(tmp_path, monkeypatch):
+    import readme_timing
+
+    raw = {"commit": "abc1234", "machine": "x86_64, 2 CPUs", "date_utc": "2026-11-27 09:06", "conditions": "idle",
+           "total_seconds": 703.6, "parts": [
+               {"command": "bash scripts/setup.sh", "seconds": 60.9, "stage_done_at": {}},
+               {"command": ".venv/bin/python train.py --id mnist", "seconds": 542.0,
+                "stage_done_at": {"stage 1": 374.5, "stage 2": 540.2}},
+               {"command": ".venv/bin/python evaluate.py --run r", "seconds": 100.7, "stage_done_at": {}}]}
+    path = tmp_path / "raw.json"
+    path.write_text(json.dumps(raw))
+    text = readme_timing.render(path)
+    assert "**11 min 44 s in all**" in text and "`abc1234`" in text and "idle" in text
+    assert "| stage 1 |" in text and text.count("| 6 min 14 s |") == 1  # stage 1 ends at 374.5 s
+    assert "| 2 min 48 s |" in text  # stage 2: the rest of train.py (542.0 - 374.5 s)
+    # the README's block is that rendering of the committed raw file (as reproduce.py renders it)
+    monkeypatch.chdir(Path(__file__).resolve().parents[1])
+    readme = Path("README.md").read_text()
+    block = readme.split("<!-- reproduce:readme-timing:begin -->\n", 1)[1].split("\n<!-- reproduce:readme-timing:end -->")[0]
+    assert block == readme_timing.render(Path("docs/results/readme_timing.json"))
+
+
 def test_ablations_run_on_the_papers_negatives_whatever_the_default():
     import ablations
 
