@@ -26,11 +26,12 @@ PERCENTILES = (5, 25, 50, 75, 95)
 
 def class_knn_ratio(bank, features: np.ndarray, classes: np.ndarray) -> np.ndarray:
     """r of each feature against its class's references, in units of the class's level."""
+    features = np.asarray(features, np.float64)  # 2 - 2 cos loses digits in float32 near 0
     unit = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
     ratio = np.empty(len(features))
     for c in np.unique(classes):
         members = classes == c
-        squared = np.maximum(2.0 - 2.0 * unit[members] @ bank.reference[c].T, 0.0)
+        squared = np.maximum(2.0 - 2.0 * unit[members] @ bank.reference[c].astype(np.float64).T, 0.0)
         ratio[members] = np.sqrt(np.partition(squared, bank.k - 1, axis=1)[:, bank.k - 1]) / bank.levels[c]
     return ratio
 

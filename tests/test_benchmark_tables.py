@@ -272,3 +272,22 @@ def test_ablations_run_on_the_papers_negatives_whatever_the_default():
     from bal_tf.config import RunConfig, stable_gan
 
     assert RunConfig().with_overrides(ablations.PAPER_NEGATIVES).gan == stable_gan()
+
+
+def test_knn_ratio_is_the_class_knn_distance_over_the_class_level():
+    import knn_ratio
+
+    from bal_tf import sampling
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 400)
+    features = np.abs(np.where(labels[:, None] == 0, [4.0, 0.5, 0.5], [0.5, 4.0, 0.5])
+                      + rng.normal(0, 0.3, (400, 3))).astype(np.float32)
+    bank = sampling.BoundaryBank.fit(features, labels, 2, k=5, seed=0)
+    queries = np.array([[4.0, 0.5, 0.5], [0.5, 0.5, 4.0]], np.float32)  # class 0's centre; off both classes
+    ratio = knn_ratio.class_knn_ratio(bank, queries, np.array([0, 0]))
+    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
+    expected = [np.sort(np.linalg.norm(bank.reference[0] - u, axis=1))[4] / bank.levels[0] for u in unit]
+    np.testing.assert_allclose(ratio, expected, rtol=2e-2)  # sqrt(2 - 2 cos) vs the norm: a few digits apart near 0
+    assert ratio[0] < 1 < ratio[1]
+    assert knn_ratio.class_knn_ratio(bank, queries[:1], np.array([1]))[0] > 1  # measured against its own class
