@@ -782,11 +782,11 @@ def test_d_trained_with_graded_boundary_targets_falls_as_candidates_leave_the_cl
 
     features, labels = tiny_features(n=1200, dim=8)
     config = GANConfig(latent_dim=4, generator_units=[32], discriminator_units=[64, 64], shell_sampling="none",
-                       discriminator_input="raw", d_ema_decay=0.0, d_learning_rate=1e-3, boundary_weight=5.0,
+                       discriminator_input="raw", d_ema_decay=0.0, d_learning_rate=3e-3, boundary_weight=5.0,
                        boundary_k=5, boundary_scale=[0.0, 3.0], boundary_targets="graded",
                        boundary_target_range=[1.0, 2.0])
     gan = make_gan(config, 3, features, labels, seed=0)
-    gan.fit(feature_batches(features, labels, 128, seed=0, epochs=30), epochs=1, verbose=0)
+    gan.fit(feature_batches(features, labels, 128, seed=0, epochs=15), epochs=1, verbose=0)
     candidate_labels = np.repeat(np.arange(3), 400).astype("int32")
     candidates, _, _, ratio = (np.asarray(t) for t in sampling.sample_knn_boundary(
         candidate_labels, gan.boundary_bank, (0.0, 3.0), 1, with_ratio=True))
