@@ -28,6 +28,7 @@ NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
 ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
 KNNInputMode = typing.Literal["concat", "monotone"]
+RadiusInputMode = typing.Literal["none", "concat", "monotone"]
 BoundaryTargets = typing.Literal["negative", "graded"]
 DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
@@ -197,6 +198,12 @@ class GANConfig(_ChoicesChecked):
         discriminator_knn_mode: ``concat`` (an input of D's MLP beside f and the label) or
             ``monotone`` (subtracted from D's logit with a learned slope >= 0: D falls as the
             distance grows; the MLP does not see it).
+        discriminator_radius_input: ``none`` (the paper's D), ``concat`` or ``monotone`` (as for
+            the k-NN input): D also sees log(1 + r), r the Mahalanobis radius of f from class c's
+            mean (the class-tied covariance of ``whitened``), in units of the class's median
+            radius (``gan.ClassRadius``, fixed and exported with D). A ReLU MLP draws polytopes,
+            and on 128-d features its negatives cover few of the directions in which OOD data
+            leaves a class; the radius is what Mahalanobis separates those with.
         discriminator_lipschitz: bound the spectral norm of every trainable Dense kernel of D
             at 1 (``gan.SpectralNormBound``): D's logit is then 1-Lipschitz in its input.
         box_margin: widen the uniform box by this fraction of its size on each side (0 = the
@@ -256,6 +263,7 @@ class GANConfig(_ChoicesChecked):
     discriminator_knn_size: int = 0
     discriminator_knn_k: int = 3
     discriminator_knn_mode: KNNInputMode = "concat"
+    discriminator_radius_input: RadiusInputMode = "none"
     discriminator_lipschitz: bool = False
     discriminator_input: DiscriminatorInput = "whitened"
     box_margin: float = 0.0
@@ -392,6 +400,7 @@ GAN_FIELDS_ABSENT_MEANS = {
     "d_ema_decay": 0.0, "box_margin": 0.0, "shell_sampling": "none", "discriminator_input": "raw",
     "d_ema_bias_correction": False, "between_class_weight": 0.0, "boundary_weight": 0.0,
     "discriminator_lipschitz": False, "discriminator_knn_size": 0, "boundary_targets": "negative",
+    "discriminator_radius_input": "none",
 }
 
 

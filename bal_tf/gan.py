@@ -62,7 +62,7 @@ class SpectralNormBound(keras.constraints.Constraint):
 def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
                         conditioning: str = "concat", feature_mean=None, feature_variance=None,
                         l2_normalize: bool = False, whitening=None, spectral_bound: bool = False,
-                        knn_input: tuple[int, int, str] | None = None) -> keras.Model:
+                        knn_input: tuple[int, int, str] | None = None, radius_input: str = "none") -> keras.Model:
     """D(f, c): ``[feature, class index] -> logit`` (higher = more in-distribution).
 
     conditioning:
@@ -83,6 +83,10 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         ``knn_reference``). mode ``concat``: appended to the MLP's input after the one-hot label;
         ``monotone``: not seen by the MLP, subtracted from its logit with a learned slope >= 0
         (``MonotoneDistancePenalty``), so D can only fall as the k-NN distance grows.
+    radius_input: ``none``, ``concat`` or ``monotone`` (as for ``knn_input``): D also sees
+        log(1 + r), r the Mahalanobis radius of f from class c's mean in units of the class's
+        median radius (``ClassRadius``, ``discriminator_radius_input``; its weights come from
+        ``radius_reference``). It reads the raw feature, so folding the input transform leaves it.
     """
     constraint = SpectralNormBound if spectral_bound else (lambda: None)
     feature = keras.Input((feature_dim,), name="feature")
@@ -100,7 +104,10 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         whiten.set_weights([np.asarray(whitening[0], np.float32), np.asarray(whitening[1], np.float32)])
     if conditioning not in ("concat", "projection"):
         raise ConfigError(f"label_conditioning must be concat or projection. Received: {conditioning!r}")
-    one_hot = OneHot(num_classes, name="one_hot")(label) if conditioning == "concat" or knn_input else None
+    if radius_input not in ("none", "concat", "monotone"):
+        raise ConfigError(f"discriminator_radius_input must be none, concat or monotone. Received: {radius_input!r}")
+    one_hot = (OneHot(num_classes, name="one_hot")(label)
+               if conditioning == "concat" or knn_input or radius_input != "none" else None)
     parts = [f, one_hot] if conditioning == "concat" else [f]
     knn_distance = None
     if knn_input:
@@ -111,6 +118,12 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         if mode == "concat":
             parts.append(knn_distance)
             knn_distance = None
+    radius = None
+    if radius_input != "none":
+        radius = ClassRadius(num_classes, feature_dim, name="class_radius")(feature, one_hot)
+        if radius_input == "concat":
+            parts.append(radius)
+            radius = None
     x = parts[0] if len(parts) == 1 else layers.Concatenate(name="feature_and_label")(parts)
     for i, width in enumerate(units):
         x = layers.Dense(width, kernel_constraint=constraint(), name=f"dense{i + 1}")(x)
@@ -121,6 +134,8 @@ def build_discriminator(feature_dim: int, num_classes: int, units=(256, 256),
         logit = layers.Add(name="projection")([logit, layers.Dot(axes=1)([embedded, x])])
     if knn_distance is not None:
         logit = MonotoneDistancePenalty(name="knn_penalty")(logit, knn_distance)
+    if radius is not None:
+        logit = MonotoneDistancePenalty(name="radius_penalty")(logit, radius)
     logit = layers.Reshape((), name="squeeze")(logit)
     return keras.Model([feature, label], logit, name="discriminator")
 
@@ -153,9 +168,11 @@ def fold_input_transform(discriminator: keras.Model) -> keras.Model:
                   if layer.name.startswith("dense") and layer.name[5:].isdigit())
     knn = discriminator.get_layer("knn_distance") if "knn_distance" in names else None
     knn_mode = "monotone" if "knn_penalty" in names else "concat"
+    radius_mode = "none" if "class_radius" not in names else "monotone" if "radius_penalty" in names else "concat"
     folded = build_discriminator(feature_dim, discriminator.get_layer("one_hot").num_classes
                                  if "one_hot" in names else _embedding_classes(discriminator),
-                                 units, conditioning, knn_input=(knn.size, knn.k, knn_mode) if knn else None)
+                                 units, conditioning, knn_input=(knn.size, knn.k, knn_mode) if knn else None,
+                                 radius_input=radius_mode)
     for layer in folded.layers:
         weights = discriminator.get_layer(layer.name).get_weights() if layer.weights else []
         if layer.name == "dense1":
@@ -226,6 +243,51 @@ class MonotoneDistancePenalty(layers.Layer):
 
     def compute_output_shape(self, logit_shape, distance_shape=None):
         return logit_shape
+
+
+@keras.saving.register_keras_serializable(package="bal_tf")
+class ClassRadius(layers.Layer):
+    """``(f, one_hot(c)) -> log(1 + r)``, r = ||(f - mu_c) P|| / level_c: the Mahalanobis radius
+    of f from class c's training mean (P = Sigma^(-1/2), the class-tied covariance of
+    ``whitening_transform``), in units of class c's median radius over its training features
+    (so r ~ 1 inside the class whatever the backbone). A fixed input of D computed from ID
+    training features only, saved and exported with D (``discriminator_radius_input``): the
+    quantity an MLP on 128-d features does not learn from negatives that cover few directions.
+    The class enters as its one-hot row (sums, no gather: exact in int8)."""
+
+    def __init__(self, num_classes: int, dim: int, **kwargs):
+        super().__init__(**kwargs)
+        self.num_classes, self.dim = num_classes, dim
+        self.centers = self.add_weight(shape=(num_classes, dim), initializer="zeros", trainable=False, name="centers")
+        self.matrix = self.add_weight(shape=(dim, dim), initializer="identity", trainable=False, name="matrix")
+        self.levels = self.add_weight(shape=(num_classes,), initializer="ones", trainable=False, name="levels")
+
+    def call(self, features, one_hot):
+        offset = ops.matmul(features - ops.matmul(one_hot, self.centers), self.matrix)
+        radius = ops.sqrt(ops.maximum(ops.sum(offset * offset, axis=-1), 1e-12))
+        return ops.expand_dims(ops.log1p(radius / ops.sum(one_hot * self.levels, axis=-1)), -1)
+
+    def compute_output_shape(self, features_shape, one_hot_shape=None):
+        return (features_shape[0], 1)
+
+    def get_config(self):
+        return {**super().get_config(), "num_classes": self.num_classes, "dim": self.dim}
+
+
+def radius_reference(features: np.ndarray, labels: np.ndarray, num_classes: int) -> list[np.ndarray]:
+    """``ClassRadius``'s weights ``[centers, matrix, levels]``: class means, Sigma^(-1/2) of the
+    class-tied covariance (``whitening_transform``'s matrix) and each class's median radius."""
+    features = np.asarray(features, np.float64)
+    matrix = whitening_transform(features, labels, num_classes)[0].astype(np.float64)
+    centers, levels = np.zeros((num_classes, features.shape[1])), np.ones(num_classes)
+    for c in range(num_classes):
+        members = features[labels == c]
+        if len(members) < 2:
+            raise ConfigError(f"the radius input needs at least 2 training features of class {c}. "
+                              f"Received: {len(members)}")
+        centers[c] = members.mean(0)
+        levels[c] = max(float(np.median(np.linalg.norm((members - centers[c]) @ matrix, axis=1))), 1e-6)
+    return [centers.astype(np.float32), matrix.astype(np.float32), levels.astype(np.float32)]
 
 
 def knn_reference(features: np.ndarray, labels: np.ndarray, num_classes: int, size: int, k: int,
@@ -550,7 +612,9 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
                                         knn_input=((config.discriminator_knn_size, config.discriminator_knn_k,
                                                     config.discriminator_knn_mode)
                                                    if config.discriminator_knn_size else None),
-                                        **standardize)
+                                        radius_input=config.discriminator_radius_input, **standardize)
+    if config.discriminator_radius_input != "none":
+        discriminator.get_layer("class_radius").set_weights(radius_reference(train_features, train_labels, num_classes))
     if config.discriminator_knn_size:
         discriminator.get_layer("knn_distance").set_weights(list(knn_reference(
             train_features, train_labels, num_classes, config.discriminator_knn_size, config.discriminator_knn_k, seed)))

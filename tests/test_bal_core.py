@@ -793,3 +793,61 @@ def test_d_trained_with_graded_boundary_targets_falls_as_candidates_leave_the_cl
     d = keras.ops.sigmoid(gan.discriminator([candidates, candidate_labels])).numpy().reshape(-1)
     assert spearmanr(d, ratio).statistic < -0.5
     assert np.median(d[ratio < 1.0]) > 0.7 and np.median(d[ratio > 2.0]) < 0.3
+
+
+@pytest.mark.parametrize("mode", ["concat", "monotone"])
+def test_radius_input_is_the_class_mahalanobis_radius_in_units_of_the_class_median(tmp_path, mode):
+    from bal_tf.gan import fold_input_transform
+
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(3), 200)
+    scales = np.array([1.0, 3.0, 0.5, 2.0, 1.0])  # anisotropic: the radius is Mahalanobis, not Euclidean
+    features = (rng.normal(size=(600, 5)) * scales + 6 * np.eye(5)[labels]).astype("float32")
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], discriminator_radius_input=mode,
+                       boundary_weight=0.0)
+    gan = make_gan(config, 3, features, labels)
+    discriminator = gan.discriminator
+    radius = keras.Model(discriminator.inputs, discriminator.get_layer("class_radius").output)
+    # numpy: the class-tied covariance, its inverse square root, each class's median radius
+    centers = np.stack([features[labels == c].mean(0) for c in range(3)]).astype(np.float64)
+    centered = features - centers[labels]
+    values, vectors = np.linalg.eigh(centered.T @ centered / (len(features) - 1))
+    inverse_root = vectors @ np.diag(values ** -0.5) @ vectors.T
+    levels = [np.median(np.linalg.norm(centered[labels == c] @ inverse_root, axis=1)) for c in range(3)]
+    queries, classes = (rng.normal(size=(40, 5)) * 4).astype("float32"), rng.integers(0, 3, 40)
+    expected = [np.log1p(np.linalg.norm((q - centers[c]) @ inverse_root) / levels[c]) for q, c in zip(queries, classes)]
+    np.testing.assert_allclose(radius([queries, classes]).numpy()[:, 0], expected, rtol=1e-3, atol=1e-4)
+    # inside its own class r ~ 1 (median exactly 1: log 2); the same features read as another class are far
+    own = radius([features, labels]).numpy()[:, 0]
+    assert abs(np.median(own) - np.log(2)) < 0.02
+    as_class_1 = radius([features[labels == 0], np.ones(200, int)]).numpy()[:, 0]
+    assert np.median(as_class_1) > np.median(own[labels == 0]) + 0.5
+    # a step along the low-variance axis 2 counts 6x more than the same step along axis 1
+    center = np.tile(centers[0].astype("float32"), (2, 1))
+    center[0, 1] += 1.0
+    center[1, 2] += 1.0
+    assert radius([center, np.zeros(2, int)]).numpy()[1, 0] > 2 * radius([center, np.zeros(2, int)]).numpy()[0, 0]
+    first_layer_inputs = discriminator.get_layer("dense1").kernel.shape[0]
+    assert first_layer_inputs == 5 + 3 + (1 if mode == "concat" else 0)
+    if mode == "monotone":  # not seen by the MLP: subtracted from its logit with a slope >= 0
+        mlp = keras.Model(discriminator.inputs, discriminator.get_layer("logit").output)
+        slope = float(keras.ops.softplus(discriminator.get_layer("radius_penalty").beta))
+        np.testing.assert_allclose(discriminator([queries, classes]).numpy(),
+                                   mlp([queries, classes]).numpy()[:, 0] - slope * radius([queries, classes]).numpy()[:, 0],
+                                   rtol=1e-5, atol=1e-5)
+    logs = gan.fit(feature_batches(features, labels, 64, seed=0), epochs=1, verbose=0).history  # trains with it
+    assert np.isfinite(logs["d_loss"]).all()
+    discriminator.save(tmp_path / "d.keras")  # centers, matrix and levels are saved (and exported) with D
+    loaded = keras.saving.load_model(tmp_path / "d.keras")
+    np.testing.assert_allclose(loaded([queries, classes]).numpy(), discriminator([queries, classes]).numpy(), atol=1e-5)
+    folded = fold_input_transform(discriminator)  # the whitening folds; the radius input stays
+    assert "whiten" not in {layer.name for layer in folded.layers} and "class_radius" in {l.name for l in folded.layers}
+    np.testing.assert_allclose(folded([queries, classes]).numpy(), discriminator([queries, classes]).numpy(),
+                               rtol=1e-3, atol=1e-3)
+
+
+def test_radius_input_unknown_mode_is_a_clear_error():
+    from bal_tf.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="discriminator_radius_input"):
+        GANConfig(discriminator_radius_input="sideways")
