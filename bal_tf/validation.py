@@ -133,3 +133,42 @@ def ranks(per_method: dict[str, dict[str, dict]], metric: str = "auroc") -> dict
         for rank, method in enumerate(order, start=1):
             out[method][family] = rank
     return out
+
+
+# --- D ensembles over epochs (issue hypothesis: "an ensemble of D over seeds or epochs") ---
+
+ENSEMBLE_RULES = ("top3", "top5", "last5", "all")
+
+
+def ensemble_members(criteria: list[float], rule: str) -> list[int]:
+    """The 1-based epochs whose D's are averaged: ``topK`` the K best by the selection criterion
+    (checkpoint selection's own score: held-out ID vs synthetic OOD, no validation family),
+    ``lastK`` the last K, ``all`` every epoch."""
+    epochs = len(criteria)
+    if rule == "all":
+        return list(range(1, epochs + 1))
+    if rule.startswith("top") and rule[3:].isdigit():
+        return sorted(int(i) + 1 for i in np.argsort(-np.asarray(criteria), kind="stable")[: int(rule[3:])])
+    if rule.startswith("last") and rule[4:].isdigit():
+        return list(range(max(1, epochs - int(rule[4:]) + 1), epochs + 1))
+    raise ConfigError(f"Unknown ensemble rule {rule!r}. Known: topK, lastK (K an integer), all")
+
+
+def ensemble_metrics(d_logits: list[dict[str, np.ndarray]], members: list[int], sets: ValidationSets) -> dict:
+    """AUROC / FPR95 per family of p1 * sigmoid(mean of D's logits over the ``members`` epochs),
+    ``d_logits[e - 1]``: ``{"id": ..., family: ...}``, D's logits at the end of epoch e."""
+    def log_score(name, feature_set):
+        _, log_p1 = scoring.predicted_class_and_log_p1(np.asarray(feature_set.logits, np.float32))
+        mean_logit = np.mean([d_logits[e - 1][name] for e in members], axis=0)
+        return np.asarray(log_p1) + np.asarray(scoring.log_p2(mean_logit))
+
+    id_scores = log_score("id", sets.id)
+    return {family: _metrics(id_scores, log_score(family, ood)) for family, ood in sets.ood.items()}
+
+
+def validation_d_logits(discriminator, sets: ValidationSets) -> dict[str, np.ndarray]:
+    """D's logits (at the predicted class) on the held-out ID features and every family."""
+    out = {"id": scoring.score_features(discriminator, sets.id.features, sets.id.logits)["d_logit"]}
+    out.update({family: scoring.score_features(discriminator, ood.features, ood.logits)["d_logit"]
+                for family, ood in sets.ood.items()})
+    return out

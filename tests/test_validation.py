@@ -81,3 +81,44 @@ def test_validation_images_are_not_checkpoint_selections(tiny_run):
         validated = validation.validation_images(family, held_out[-validation.IMAGES_PER_FAMILY:],
                                                  seed=validation.VALIDATION_SEED_OFFSET)
         assert not np.array_equal(chosen, validated), family
+
+
+def test_ensemble_members_follow_the_selection_criterion_or_the_last_epochs():
+    from bal_tf.errors import ConfigError
+
+    criteria = [0.1, 0.5, 0.3, 0.9, 0.2]
+    assert validation.ensemble_members(criteria, "top2") == [2, 4]
+    assert validation.ensemble_members(criteria, "top1") == [4]  # = checkpoint selection's epoch
+    assert validation.ensemble_members(criteria, "last2") == [4, 5]
+    assert validation.ensemble_members(criteria, "last9") == [1, 2, 3, 4, 5]
+    assert validation.ensemble_members(criteria, "all") == [1, 2, 3, 4, 5]
+    with pytest.raises(ConfigError, match="Unknown ensemble rule 'best'"):
+        validation.ensemble_members(criteria, "best")
+
+
+def test_ensemble_scores_p1_times_the_sigmoid_of_the_mean_logit():
+    from bal_tf import metrics
+    from bal_tf.features import FeatureSet
+
+    rng = np.random.default_rng(0)
+
+    def feature_set(n):
+        return FeatureSet(rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 3)).astype("float32"),
+                          np.full(n, -1))
+
+    sets = validation.ValidationSets(feature_set(50), {"a": feature_set(40)})
+    epochs = [{"id": rng.normal(1, 1, 50), "a": rng.normal(0, 1, 40)} for _ in range(3)]
+
+    def expected(members, name, feature_set):
+        logits = feature_set.logits
+        log_p1 = np.log(np.exp(logits - logits.max(1, keepdims=True)).max(1) / np.exp(logits - logits.max(1, keepdims=True)).sum(1))
+        mean = np.mean([epochs[e - 1][name] for e in members], axis=0)
+        return log_p1 - np.log1p(np.exp(-mean))
+
+    for members in ([2], [1, 3], [1, 2, 3]):
+        got = validation.ensemble_metrics(epochs, members, sets)["a"]
+        want = metrics.ood_metrics(expected(members, "id", sets.id), expected(members, "a", sets.ood["a"]))
+        assert got["auroc"] == pytest.approx(float(want["auroc"]), abs=1e-6)
+        assert got["fpr95"] == pytest.approx(float(want["fpr95"]), abs=1e-6)
+    assert (validation.ensemble_metrics(epochs, [1], sets)["a"]["auroc"]
+            != validation.ensemble_metrics(epochs, [1, 2, 3], sets)["a"]["auroc"])  # the members matter
