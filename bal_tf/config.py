@@ -198,6 +198,11 @@ class GANConfig(_ChoicesChecked):
         discriminator_knn_mode: ``concat`` (an input of D's MLP beside f and the label) or
             ``monotone`` (subtracted from D's logit with a learned slope >= 0: D falls as the
             distance grows; the MLP does not see it).
+        shell_ascent_steps: signed-gradient steps that move each shell negative up D's logit
+            before D trains on it (``sampling.ascend_discriminator``): the shells go where D would
+            accept OOD data, never closer to their class than they began (0 = off). The issue's
+            "hard features pushed ... not only down D's gradient", on REM's side.
+        shell_ascent_step: each step, in units of the class's per-dimension standard deviation.
         discriminator_radius_input: ``none`` (the paper's D), ``concat`` or ``monotone`` (as for
             the k-NN input): D also sees log(1 + r), r the Mahalanobis radius of f from class c's
             mean (the class-tied covariance of ``whitened``), in units of the class's median
@@ -251,6 +256,8 @@ class GANConfig(_ChoicesChecked):
     shell_sampling: ShellSampling = "radial"
     shell_radius: list[float] = dataclasses.field(default_factory=lambda: [2.0, 4.0])
     shell_weight: float = 3.0
+    shell_ascent_steps: int = 0
+    shell_ascent_step: float = 0.1
     between_class_weight: float = 0.0
     between_class_mix: list[float] = dataclasses.field(default_factory=lambda: [0.25, 0.5])
     # k-NN boundary negatives (weight 5, noise of 0.15-0.6 ID levels): cleared the rule on top of the
@@ -285,6 +292,12 @@ class GANConfig(_ChoicesChecked):
         if self.boundary_targets == "graded" and not self.boundary_target_range[0] < self.boundary_target_range[1]:
             raise errors.ConfigError(f"gan.boundary_target_range must be [r_in, r_out] with r_in < r_out. Received: "
                                      f"{self.boundary_target_range!r}")
+        if self.shell_ascent_steps < 0 or self.shell_ascent_step <= 0:
+            raise errors.ConfigError(f"gan.shell_ascent_steps must be >= 0 and gan.shell_ascent_step > 0. Received: "
+                                     f"{self.shell_ascent_steps!r}, {self.shell_ascent_step!r}")
+        if self.shell_ascent_steps and self.shell_sampling == "none":
+            raise errors.ConfigError("gan.shell_ascent_steps moves the shell negatives: it needs gan.shell_sampling "
+                                     "radial or gaussian_tail. Received: shell_sampling='none'")
         if self.boundary_k < 1:
             raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
         if self.discriminator_knn_size and not 0 < self.discriminator_knn_k < self.discriminator_knn_size:
@@ -400,7 +413,7 @@ GAN_FIELDS_ABSENT_MEANS = {
     "d_ema_decay": 0.0, "box_margin": 0.0, "shell_sampling": "none", "discriminator_input": "raw",
     "d_ema_bias_correction": False, "between_class_weight": 0.0, "boundary_weight": 0.0,
     "discriminator_lipschitz": False, "discriminator_knn_size": 0, "boundary_targets": "negative",
-    "discriminator_radius_input": "none",
+    "discriminator_radius_input": "none", "shell_ascent_steps": 0,
 }
 
 

@@ -486,7 +486,11 @@ class BoundaryAwareGAN(keras.Model):
                                   cfg.negative_loss, cfg.pool_hard_with_trivial)
         shell_mean = ops.zeros(())
         if cfg.shell_sampling != "none":
-            shell_logits = D(self.sample_shell(features, labels), labels)
+            shell = self.sample_shell(features, labels)
+            if cfg.shell_ascent_steps > 0:
+                shell = sampling.ascend_discriminator(self.discriminator, shell, labels, self.statistics,
+                                                      cfg.shell_ascent_steps, cfg.shell_ascent_step)
+            shell_logits = D(shell, labels)
             l_u = l_u + cfg.shell_weight * losses.ood_loss(shell_logits)
             shell_mean = ops.mean(ops.sigmoid(shell_logits))
         between_mean = ops.zeros(())

@@ -311,3 +311,35 @@ def fgsm_latent(generator, discriminator, z, labels, epsilon):
         total = tf.reduce_sum(logits)
     gradient = tape.gradient(total, z)
     return tf.stop_gradient(z - epsilon * tf.sign(gradient))
+
+
+def ascend_discriminator(discriminator, negatives, labels, statistics: ClassStatistics, steps: int, step: float):
+    """Moves negatives of class c toward where D(., c) is highest, keeping them as far out as they began.
+
+    ``steps`` signed-gradient steps up D's logit, each ``step`` times class c's per-dimension
+    standard deviation (the FGSM step of Eq. 7, on the feature and in the other direction):
+    negatives that D already rejects move to where it would accept OOD data, its blind spots.
+    After every step a negative whose diagonal-Mahalanobis radius ||(x - mu_c) / sigma_c|| fell
+    below its starting one is scaled back out to it along its own direction (so the step can
+    turn or push a negative outward, never toward the class), then clipped to the features'
+    floor. Returns the moved negatives, with no gradient attached.
+    """
+    labels = tf.cast(labels, tf.int32)
+    means = tf.gather(tf.convert_to_tensor(statistics.means), labels)
+    stds = tf.gather(tf.convert_to_tensor(statistics.stds), labels)
+    floor = tf.convert_to_tensor(statistics.floor)
+    x = tf.stop_gradient(tf.convert_to_tensor(negatives))
+
+    def radius(points):
+        return tf.norm((points - means) / stds, axis=-1, keepdims=True)
+
+    start = radius(x)
+    for _ in range(int(steps)):
+        with tf.GradientTape() as tape:
+            tape.watch(x)
+            total = tf.reduce_sum(discriminator([x, labels], training=False))
+        x = x + step * stds * tf.sign(tape.gradient(total, x))
+        now = radius(x)
+        x = means + (x - means) * tf.maximum(start / tf.maximum(now, 1e-6), 1.0)
+        x = tf.stop_gradient(tf.maximum(x, floor))
+    return x

@@ -851,3 +851,47 @@ def test_radius_input_unknown_mode_is_a_clear_error():
 
     with pytest.raises(ConfigError, match="discriminator_radius_input"):
         GANConfig(discriminator_radius_input="sideways")
+
+
+def test_shell_ascent_moves_negatives_up_ds_logit_never_toward_their_class():
+    from bal_tf import sampling
+
+    features, labels = tiny_features(n=300, dim=6)
+    statistics = sampling.ClassStatistics.fit(features, labels, 3)
+    inputs = [keras.Input((6,)), keras.Input((), dtype="int32")]
+    direction = np.array([1.0, -1.0, 2.0, 0.5, -0.5, 1.0], np.float32)  # D's logit = direction . f
+    linear = keras.Model(inputs, keras.ops.sum(inputs[0] * direction, axis=-1))
+    shell_labels = np.repeat(np.arange(3), 20).astype("int32")
+    shells = np.asarray(sampling.sample_class_shell(shell_labels, statistics, [2.0, 4.0], 0, mode="gaussian_tail"))
+    moved = np.asarray(sampling.ascend_discriminator(linear, shells, shell_labels, statistics, steps=3, step=0.1))
+    assert (moved >= statistics.floor - 1e-6).all()  # clipped to the features' floor last
+    unclipped = dataclasses.replace(statistics, floor=np.full(6, -1e9, np.float32))  # the radius rule alone
+    moved = np.asarray(sampling.ascend_discriminator(linear, shells, shell_labels, unclipped, steps=3, step=0.1))
+
+    def radius(x):
+        return np.linalg.norm((x - statistics.means[shell_labels]) / statistics.stds[shell_labels], axis=1)
+
+    assert (moved @ direction > shells @ direction + 1e-4).mean() > 0.9  # up D's logit
+    assert (radius(moved) >= radius(shells) - 1e-3).all()  # never closer to the class than it began
+    # one step without the radius or floor binding is exactly +step * sigma_c * sign(dD/df)
+    far = statistics.means[shell_labels] + 50 * statistics.stds[shell_labels] * np.sign(direction)
+    one = np.asarray(sampling.ascend_discriminator(linear, far, shell_labels, unclipped, steps=1, step=0.1))
+    np.testing.assert_allclose(one, far + 0.1 * statistics.stds[shell_labels] * np.sign(direction), rtol=1e-5)
+    # zero steps change nothing
+    np.testing.assert_array_equal(
+        np.asarray(sampling.ascend_discriminator(linear, shells, shell_labels, statistics, steps=0, step=0.1)), shells)
+
+
+def test_shell_ascent_trains_and_needs_shells():
+    from bal_tf.errors import ConfigError
+
+    features, labels = tiny_features()
+    config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], shell_ascent_steps=2,
+                       boundary_weight=0.0)
+    gan = make_gan(config, 3, features, labels)
+    logs = gan.fit(feature_batches(features, labels, 64, seed=0), epochs=1, verbose=0).history
+    assert np.isfinite(logs["d_loss"]).all() and np.isfinite(logs["d_shell"]).all()
+    with pytest.raises(ConfigError, match="shell_ascent_steps moves the shell negatives"):
+        GANConfig(shell_sampling="none", shell_ascent_steps=2)
+    with pytest.raises(ConfigError, match="shell_ascent_step > 0"):
+        GANConfig(shell_ascent_step=0.0)
