@@ -12,13 +12,11 @@ ensemble: RULE``), so ``python benchmarks/validate.py --summarize`` ranks them b
 """
 
 import argparse
-import json
-import sys
 import time
 from pathlib import Path
 
-from tables import provenance, split_variant
-from validate import summary_table, with_variant
+from tables import split_variant
+from validate import open_run, report, with_variant
 
 
 def ensemble_records(run_dir: Path, variant: str, seeds: list[int], rules) -> list[dict]:
@@ -26,15 +24,9 @@ def ensemble_records(run_dir: Path, variant: str, seeds: list[int], rules) -> li
 
     from bal_tf import validation
     from bal_tf.features import RunFeatures
-    from bal_tf.run_dir import RunDir
     from bal_tf.train_bal import train_bal
 
-    run = RunDir(Path(run_dir))
-    stamp = {**provenance(), "command": " ".join(["python", "benchmarks/epoch_ensembles.py", *sys.argv[1:]])}
-    base = run.load_config()
-    features = RunFeatures(base, run, progress=False)
-    sets = validation.validation_sets(features, None, seed=base.seed)
-    train = features.split("train")
+    run, base, features, sets, train, stamp = open_run(run_dir, None, "benchmarks/epoch_ensembles.py")
     overrides = split_variant(variant)
     config = with_variant(base, overrides)
     selection_data = RunFeatures(config, run, progress=False).selection_data()
@@ -77,11 +69,7 @@ def main(argv=None):
 
     quiet_tensorflow()
     for run in args.run:
-        records = ensemble_records(run, args.variant, args.seeds, args.rule or list(ENSEMBLE_RULES))
-        if args.out:
-            with open(args.out, "a") as handle:
-                handle.writelines(json.dumps(r) + "\n" for r in records)
-        print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
+        report(run, ensemble_records(run, args.variant, args.seeds, args.rule or list(ENSEMBLE_RULES)), args.out)
 
 
 if __name__ == "__main__":

@@ -29,15 +29,9 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
     from bal_tf import validation
     from bal_tf.evaluation import MethodScorer
     from bal_tf.features import RunFeatures
-    from bal_tf.run_dir import RunDir
     from bal_tf.train_bal import train_bal
 
-    run = RunDir(Path(run_dir))
-    stamp = {**provenance(), "command": " ".join(["python", "benchmarks/validate.py", *sys.argv[1:]])}
-    base = run.load_config()
-    features = RunFeatures(base, run, progress=False)
-    sets = validation.validation_sets(features, families, seed=base.seed)
-    train = features.split("train")
+    run, base, features, sets, train, stamp = open_run(run_dir, families, "benchmarks/validate.py")
     scorer = MethodScorer(run, train, features.classifier, seed=base.seed)
     records = [{"run": str(run.root), "method": method, "variant": "-", "seed": base.seed, "validation": values,
                 **stamp}
@@ -59,6 +53,20 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
                                 "selected_epoch": result.selected_epoch, "seconds": seconds,
                                 "validation": validation.bal_metrics(discriminator, sets, score), **stamp})
     return records
+
+
+def open_run(run_dir: Path, families, script: str):
+    """``(run, its config, its RunFeatures, validation sets, training features, provenance stamp)``."""
+    from bal_tf import validation
+    from bal_tf.features import RunFeatures
+    from bal_tf.run_dir import RunDir
+
+    run = RunDir(Path(run_dir))
+    stamp = {**provenance(), "command": " ".join(["python", script, *sys.argv[1:]])}
+    base = run.load_config()
+    features = RunFeatures(base, run, progress=False)
+    return run, base, features, validation.validation_sets(features, families, seed=base.seed), \
+        features.split("train"), stamp
 
 
 def with_variant(base, overrides: list[str]):
@@ -184,11 +192,15 @@ def main(argv=None):
     if not args.run:
         parser.error("give --run (or --summarize FILE)")
     for run in args.run:
-        records = validate_run(run, args.variant or ["default"], args.seeds, args.overrides, args.family)
-        if args.out:
-            with open(args.out, "a") as handle:
-                handle.writelines(json.dumps(r) + "\n" for r in records)
-        print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
+        report(run, validate_run(run, args.variant or ["default"], args.seeds, args.overrides, args.family), args.out)
+
+
+def report(run, records: list[dict], out: Path | None) -> None:
+    """Appends one run's records to ``out`` (JSON lines) and prints their table."""
+    if out:
+        with open(out, "a") as handle:
+            handle.writelines(json.dumps(r) + "\n" for r in records)
+    print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
 
 
 if __name__ == "__main__":
