@@ -33,7 +33,7 @@ BoundaryTargets = typing.Literal["negative", "graded"]
 DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
-SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs",
+SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs", "image_blend", "half_swap",
                                  "uniform_features", "perturbed_features", "hard_features"]
 
 

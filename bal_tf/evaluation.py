@@ -93,13 +93,18 @@ class MethodScorer:
         return out
 
 
+# The three image families of checkpoint selection's default (the near-OOD proxies of
+# bal_tf.selection are options of BAL's selection, not of ODIN's).
+ODIN_SELECTION_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
+
+
 def choose_odin_parameters(logits_model, holdout_images: np.ndarray, seed: int = 0):
     """ODIN's (T, eps) without real OOD data: the pair with the best mean AUROC of held-out ID
     images vs the synthetic image families of checkpoint selection (pixel permutation, patch
     shuffle, blurred noise)."""
     id_ds = tf.data.Dataset.from_tensor_slices(holdout_images)
     synthetic = {family: tf.data.Dataset.from_tensor_slices(selection.synthetic_images(family, holdout_images, seed))
-                 for family in selection.IMAGE_FAMILIES}
+                 for family in ODIN_SELECTION_FAMILIES}
     best, best_auroc = None, -1.0
     for temperature in ODIN_TEMPERATURES:
         for epsilon in ODIN_EPSILONS:

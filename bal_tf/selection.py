@@ -7,7 +7,11 @@ with several synthetic OOD families, and the epoch with the best mean AUROC is k
 * image-space corruptions of held-out ID images, scored with the full p1 * p2:
   ``pixel_permutation`` (every pixel moved: the intensity histogram survives, the shape not),
   ``patch_shuffle`` (a 4x4 grid of patches shuffled: local strokes survive, layout not),
-  ``noise_blobs`` (blurred uniform noise stretched to [0, 255]: smooth blobs, no strokes);
+  ``noise_blobs`` (blurred uniform noise stretched to [0, 255]: smooth blobs, no strokes),
+  ``image_blend`` (the pixel mean of two held-out images: two ID shapes overlaid, a near-OOD
+  proxy that keeps ID strokes) and ``half_swap`` (the top half of one held-out image over the
+  bottom half of another: parts of ID classes in a layout no class has); neither is a default
+  family (docs/DESIGN.md, decision log);
 * feature-space samples, scored with p2 = D(f, c):
   ``uniform_features`` (the batch box of Eqs. 4-5 over held-out features, BAL's own sampler),
   ``perturbed_features`` (held-out features plus Gaussian noise of one per-dimension standard
@@ -28,7 +32,7 @@ import numpy as np
 from bal_tf import metrics, scoring
 from bal_tf.errors import ConfigError
 
-IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
+IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs", "image_blend", "half_swap")
 FEATURE_FAMILIES = ("uniform_features", "perturbed_features", "hard_features")
 
 
@@ -65,8 +69,23 @@ def noise_blobs(images: np.ndarray, rng: np.random.Generator, sigma: float = 2.0
     return np.round(255 * (blurred - low) / np.maximum(high - low, 1e-8)).astype(np.uint8)
 
 
+def image_blend(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    # Partners are drawn without regard to class: with K classes about 1/K of the pairs share one,
+    # and their blend is closer to ID; the family is a proxy, not a clean near-OOD set.
+    partners = images[rng.permutation(len(images))]
+    return np.round((images.astype(np.float32) + partners) / 2).astype(np.uint8)
+
+
+def half_swap(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    partners = images[rng.permutation(len(images))]
+    out = images.copy()
+    half = images.shape[1] // 2
+    out[:, half:] = partners[:, half:]
+    return out
+
+
 CORRUPTIONS = {"pixel_permutation": pixel_permutation, "patch_shuffle": patch_shuffle,
-               "noise_blobs": noise_blobs}
+               "noise_blobs": noise_blobs, "image_blend": image_blend, "half_swap": half_swap}
 
 
 def synthetic_images(family: str, images: np.ndarray, seed: int = 0) -> np.ndarray:

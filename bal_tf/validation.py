@@ -138,20 +138,49 @@ def ranks(per_method: dict[str, dict[str, dict]], metric: str = "auroc") -> dict
 # --- D ensembles over epochs (issue hypothesis: "an ensemble of D over seeds or epochs") ---
 
 ENSEMBLE_RULES = ("top3", "top5", "last5", "all")
+# Named groups of checkpoint selection's families, for rules like ``top1:default+image_blend``.
+FAMILY_GROUPS = {"default": ("pixel_permutation", "patch_shuffle", "noise_blobs", "uniform_features",
+                             "perturbed_features"),
+                 "image": ("pixel_permutation", "patch_shuffle", "noise_blobs"),
+                 "feature": ("uniform_features", "perturbed_features"),
+                 "near": ("image_blend", "half_swap")}
 
 
-def ensemble_members(criteria: list[float], rule: str) -> list[int]:
-    """The 1-based epochs whose D's are averaged: ``topK`` the K best by the selection criterion
-    (checkpoint selection's own score: held-out ID vs synthetic OOD, no validation family),
-    ``lastK`` the last K, ``all`` every epoch."""
-    epochs = len(criteria)
-    if rule == "all":
+def rule_families(rule: str) -> list[str]:
+    """The selection families a rule's criterion reads (``[]``: the run's own criterion)."""
+    if ":" not in rule:
+        return []
+    families = []
+    for name in rule.split(":", 1)[1].split("+"):
+        for family in FAMILY_GROUPS.get(name, (name,)):
+            if family not in families:
+                families.append(family)
+    return families
+
+
+def ensemble_members(history: list[dict], rule: str) -> list[int]:
+    """The 1-based epochs whose D's are averaged, from a training's per-epoch records
+    (``TrainResult.history``): ``topK`` the K best by checkpoint selection's criterion (held-out
+    ID vs synthetic OOD, no validation family; ``top1`` is the selected epoch), ``lastK`` the last
+    K, ``all`` every epoch. ``topK:A+B`` ranks epochs by the mean of families A and B's selection
+    AUROCs instead (a family, or a group of ``FAMILY_GROUPS``): another selection criterion, read
+    from the same training."""
+    epochs = len(history)
+    base = rule.split(":", 1)[0]
+    if base == "all":
         return list(range(1, epochs + 1))
-    if rule.startswith("top") and rule[3:].isdigit():
-        return sorted(int(i) + 1 for i in np.argsort(-np.asarray(criteria), kind="stable")[: int(rule[3:])])
-    if rule.startswith("last") and rule[4:].isdigit():
-        return list(range(max(1, epochs - int(rule[4:]) + 1), epochs + 1))
-    raise ConfigError(f"Unknown ensemble rule {rule!r}. Known: topK, lastK (K an integer), all")
+    if base.startswith("last") and base[4:].isdigit():
+        return list(range(max(1, epochs - int(base[4:]) + 1), epochs + 1))
+    if base.startswith("top") and base[3:].isdigit():
+        families = rule_families(rule)
+        missing = [f for f in families if any(f"selection_{f}" not in record for record in history)]
+        if missing:
+            raise ConfigError(f"Rule {rule!r} reads selection families the training did not score: {missing}. "
+                              f"Add them to gan.synthetic_families.")
+        criteria = [np.mean([record[f"selection_{f}"] for f in families]) if families
+                    else record["selection_criterion"] for record in history]
+        return sorted(int(i) + 1 for i in np.argsort(-np.asarray(criteria), kind="stable")[: int(base[3:])])
+    raise ConfigError(f"Unknown ensemble rule {rule!r}. Known: topK, lastK (K an integer), all; topK:FAMILY+...")
 
 
 def ensemble_metrics(d_logits: list[dict[str, np.ndarray]], members: list[int], sets: ValidationSets) -> dict:
