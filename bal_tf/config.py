@@ -33,6 +33,7 @@ BoundaryTargets = typing.Literal["negative", "graded"]
 DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
 GeneratorLoss = typing.Literal["saturating", "non_saturating"]
 Selection = typing.Literal["synthetic", "last"]
+ShuffleLabels = typing.Literal["uniform", "nearest_class"]
 SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs", "image_blend", "half_swap",
                                  "uniform_features", "perturbed_features", "hard_features"]
 
@@ -158,6 +159,11 @@ class GANConfig(_ChoicesChecked):
             class (M_c exactly as the paper defines it; memory grows with the class size).
         use_vanilla_loss / use_shuffle_loss / use_uniform_loss: the terms L_t, L_s, L_u of L_d
             (Eq. 11), switchable for the Table 1 ablation.
+        shuffle_labels: the shuffle function T of Eq. 8: ``uniform`` (any wrong label, equally
+            likely: the paper's "randomly shuffle") or ``nearest_class`` (the wrong class whose
+            region the feature lies closest to, in class-radius units: the classifier's likeliest
+            confusion, so L_s teaches D the class boundaries near-OOD data falls across).
+        shuffle_weight: the weight of L_s in L_d (1 = Eq. 11).
         trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5), ``gaussian`` (whole per-class
             diagonal Gaussians fitted on the training features, dense core included) or
             ``gaussian_tail`` (Table 3's alternative as the paper words it: only the low-density
@@ -249,6 +255,8 @@ class GANConfig(_ChoicesChecked):
     use_vanilla_loss: bool = True
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
+    shuffle_labels: ShuffleLabels = "uniform"
+    shuffle_weight: float = 1.0
     trivial_sampling: TrivialSampling = "uniform"
     # Radial shells (weight 3, from 2 class radii out) and the whitened D: the changes that cleared
     # the decision rule on validation (docs/DESIGN.md, decision log); the ``stable`` preset is the
@@ -292,6 +300,8 @@ class GANConfig(_ChoicesChecked):
         if self.boundary_targets == "graded" and not self.boundary_target_range[0] < self.boundary_target_range[1]:
             raise errors.ConfigError(f"gan.boundary_target_range must be [r_in, r_out] with r_in < r_out. Received: "
                                      f"{self.boundary_target_range!r}")
+        if self.shuffle_weight < 0:
+            raise errors.ConfigError(f"gan.shuffle_weight must be >= 0. Received: {self.shuffle_weight!r}")
         if self.shell_ascent_steps < 0 or self.shell_ascent_step <= 0:
             raise errors.ConfigError(f"gan.shell_ascent_steps must be >= 0 and gan.shell_ascent_step > 0. Received: "
                                      f"{self.shell_ascent_steps!r}, {self.shell_ascent_step!r}")

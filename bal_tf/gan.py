@@ -468,7 +468,10 @@ class BoundaryAwareGAN(keras.Model):
         cfg = self.gan_config
         batch = ops.shape(features)[0]
         trivial, trivial_labels = self.sample_trivial(features)
-        shuffled_labels = sampling.shuffle_labels(labels, self.num_classes, self.seed_generator)
+        if cfg.shuffle_labels == "nearest_class":
+            shuffled_labels = sampling.nearest_other_class(features, labels, self.statistics)
+        else:
+            shuffled_labels = sampling.shuffle_labels(labels, self.num_classes, self.seed_generator)
         z, z_adv, g_labels = self.sample_hard(batch)
         generated = self.generator([z, g_labels], training=False)
         hard = self.generator([z_adv, g_labels], training=False)
@@ -515,7 +518,7 @@ class BoundaryAwareGAN(keras.Model):
                 kept = ops.maximum(ops.sum(mask), 1.0)
                 l_u = l_u + cfg.boundary_weight * ops.sum(ops.softplus(boundary_logits) * mask) / kept
                 boundary_mean = ops.sum(ops.sigmoid(boundary_logits) * mask) / kept
-        d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * l_s
+        d_loss = (float(cfg.use_vanilla_loss) * l_t + float(cfg.use_shuffle_loss) * cfg.shuffle_weight * l_s
                   + float(cfg.use_uniform_loss) * l_u)
         parts = {
             "l_t": l_t, "l_s": l_s, "l_u": l_u,
@@ -592,7 +595,8 @@ def whitening_transform(features: np.ndarray, labels: np.ndarray, num_classes: i
 
 
 def needs_statistics(config: GANConfig) -> bool:
-    return config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
+    return (config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
+            or config.shuffle_labels == "nearest_class")
 
 
 def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, train_labels: np.ndarray,

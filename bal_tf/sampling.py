@@ -283,6 +283,21 @@ def shuffle_labels(labels, num_classes: int, seed):
     return (labels + offset) % num_classes
 
 
+def nearest_other_class(features, labels, statistics: ClassStatistics):
+    """T(c) as the class, other than c, whose region f lies closest to: the argmin over k != c of
+    ||(f - mu_k) / sigma_k|| / r_k (diagonal Mahalanobis distance in units of class k's median
+    radius). The shuffled pair <f, T(c)> is then the confusion the classifier is most likely to
+    make, rather than a uniformly random wrong label."""
+    labels = ops.cast(labels, "int32")
+    means = ops.convert_to_tensor(statistics.means)  # [K, m]
+    stds = ops.convert_to_tensor(statistics.stds)
+    radii = ops.convert_to_tensor(statistics.radii)  # [K]
+    delta = (ops.expand_dims(ops.convert_to_tensor(features), 1) - means[None]) / stds[None]  # [B, K, m]
+    distance = ops.norm(delta, axis=-1) / radii[None]  # [B, K]
+    own = ops.one_hot(labels, ops.shape(means)[0])
+    return ops.cast(ops.argmin(distance + own * 1e9, axis=-1), "int32")
+
+
 def sample_epsilon(num_samples: int, mean: float, std: float, low: float | None, high: float | None, seed):
     """The FGSM step size, one per sample: eps ~ N(mean, std) (Sec. 4.2: "a random variable which
     follows a gaussian distribution"), clipped to [low, high]; ``None`` leaves that side open."""

@@ -160,6 +160,61 @@ def test_shuffled_labels_never_equal_the_true_ones(num_classes):
         assert len(np.unique(shuffled[labels == 0])) == num_classes - 1
 
 
+def test_nearest_class_shuffle_is_the_closest_other_class_in_class_radius_units():
+    rng = np.random.default_rng(0)
+    # Three classes along the first axis; class 2 is six times wider than the others.
+    centres, spreads = np.array([0.0, 6.0, -10.0]), np.array([1.0, 1.0, 6.0])
+    labels = np.repeat(np.arange(3), 400)
+    features = spreads[labels, None] * rng.normal(size=(1200, 2))
+    features[:, 0] += centres[labels]
+    features = features.astype("float32")
+    statistics = sampling.ClassStatistics.fit(features, labels, 3)
+    shuffled = np.asarray(sampling.nearest_other_class(features, labels, statistics))
+    distance = (np.linalg.norm((features[:, None] - statistics.means[None]) / statistics.stds[None], axis=-1)
+                / statistics.radii[None])
+    distance[np.arange(1200), labels] = np.inf
+    np.testing.assert_array_equal(shuffled, distance.argmin(1))  # the numpy recomputation
+    assert (shuffled != labels).all()
+    # A class-1 feature at x = 4: class 0 is 4 away (radius ~1.2: 3.4 radii), class 2 is 14 away
+    # (radius ~7: 2.0 radii). In radius units the wide class is the likelier confusion; plain
+    # Euclidean distance would say class 0.
+    queries = np.array([[4.0, 0.0], [-3.0, 0.0]], np.float32)
+    assert np.asarray(sampling.nearest_other_class(queries, np.array([1, 0]), statistics)).tolist() == [2, 2]
+    assert np.asarray(sampling.nearest_other_class(queries, np.array([2, 2]), statistics)).tolist() == [1, 0]
+
+
+def test_shuffle_options_train_and_bad_weight_is_a_clear_error():
+    from bal_tf.errors import ConfigError
+
+    features, labels = tiny_features()
+    for overrides in ({"shuffle_labels": "nearest_class", "shell_sampling": "none"}, {"shuffle_weight": 3.0}):
+        config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], boundary_weight=0.0,
+                           **overrides)
+        gan = make_gan(config, 3, features, labels)  # nearest_class fits the class statistics it needs
+        logs = gan.train_on_batch(features[:32], labels[:32].astype("int32"), return_dict=True)
+        assert all(np.isfinite(v) for v in logs.values())
+    with pytest.raises(ConfigError, match="shuffle_weight must be >= 0"):
+        GANConfig(shuffle_weight=-1.0)
+    with pytest.raises(ConfigError, match="shuffle_labels"):
+        GANConfig(shuffle_labels="nearest")
+
+
+def test_shuffle_weight_scales_l_s_in_l_d():
+    features, labels = tiny_features()
+    parts = {}
+    for weight in (1.0, 3.0):
+        config = GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], boundary_weight=0.0,
+                           shell_sampling="none", shuffle_weight=weight)
+        gan = make_gan(config, 3, features, labels, seed=0)
+        parts[weight] = gan.discriminator_loss(keras.ops.convert_to_tensor(features[:32]),
+                                               keras.ops.convert_to_tensor(labels[:32].astype("int32")),
+                                               training=False)
+    (loss_1, p1), (loss_3, p3) = parts[1.0], parts[3.0]
+    # same seeds, same draws: only L_s's weight differs
+    assert float(p3["l_s"]) == pytest.approx(float(p1["l_s"]), rel=1e-5)
+    assert float(loss_3 - loss_1) == pytest.approx(2 * float(p1["l_s"]), rel=1e-4)
+
+
 def test_epsilon_is_clipped_gaussian():
     eps = np.asarray(sampling.sample_epsilon(20000, 0.5, 0.15, 0.1, 0.8, keras.random.SeedGenerator(0)))
     assert eps.shape == (20000, 1) and eps.min() >= 0.1 and eps.max() <= 0.8
