@@ -11,6 +11,8 @@ protocol, mean +- std over seeds, with BAL's rank, beside the paper's targets.
     python benchmarks/protocols.py --arch resnet18 --arch cnn ... --json docs/results/protocols.json
     python benchmarks/protocols.py --stages classifier ...  # stage 1 only (e.g. ahead of a GAN decision)
     python benchmarks/protocols.py --summarize-only ...   # tables from finished runs only
+    # --archive FILE.jsonl: every finished run's evaluation is copied there; a run whose dir is
+    # gone (another machine or session) is read from it, and not trained again at the same commit
     # a variant: overrides for every run, run dirs named <preset>-<tag>-seed<N>
     python benchmarks/protocols.py --protocol offline-fashion_mnist --set classifier.epochs=16 --tag ep16 ...
     # another GAN preset on the same classifiers (run dirs <preset>-gan_<NAME>-seed<N>; stage 1 is
@@ -67,9 +69,11 @@ def gan_preset_tag(name: str) -> str:
 
 def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
                  overrides: tuple[str, ...] = (), tag: str | None = None, arch: str = "resnet18",
-                 stages: str = "all", gan_preset: str | None = None, trained_baselines: bool = False) -> Path:
+                 stages: str = "all", gan_preset: str | None = None, trained_baselines: bool = False,
+                 rerun_default: bool = False) -> Path:
     """train.py then evaluate.py for one protocol and seed. With ``gan_preset``, stage 2 uses that
-    GAN preset on the classifier of the default run ``<preset>-seed<N>`` (trained first if missing)."""
+    GAN preset on the classifier of the default run ``<preset>-seed<N>`` (trained first if missing;
+    ``rerun_default``: its whole run, when only an archived evaluation of an earlier classifier is left)."""
     preset = preset_for(protocol, scale, arch)
     run_dir = runs_root / run_dir_name(preset, seed, tag)
     flags = ["--quiet"] if quiet else []
@@ -78,7 +82,8 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
     start = time.time()
     reuse = []
     if gan_preset:
-        base = run_protocol(protocol, seed, scale, runs_root, quiet, overrides, None, arch, stages="classifier")
+        base = run_protocol(protocol, seed, scale, runs_root, quiet, overrides, None, arch,
+                            stages="all" if rerun_default else "classifier")
         reuse = ["--gan-preset", gan_preset, "--classifier", str(base / "classifier.keras")]
     commands = [[str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
                  "--stages", stages, *reuse, *sets, *flags]]
@@ -105,8 +110,79 @@ def evaluated_at_this_commit(run_dir: Path, trained_baselines: bool = False) -> 
     return "+dirty" not in commit and written.get("commit") == commit and (has_trained or not trained_baselines)
 
 
-def evaluation_commits(run_dirs: list[Path]) -> list[str]:
-    return sorted({json.loads((r / "eval" / "results.json").read_text()).get("commit", "unstamped") for r in run_dirs})
+class ResultStore:
+    """The evaluation results of protocol runs: a run dir's ``eval/results.json`` where the run dir
+    exists, else its copy in the archive (``--archive``: JSON lines, one per run dir name, meant to
+    be committed). Run dirs do not outlive the machine they were trained on; the archive lets runs
+    finished on several machines or sessions, by the same evaluation code, be tabulated together."""
+
+    def __init__(self, archive: Path | None = None):
+        self.archive, self.records, self.changed = archive, {}, False
+        if archive is not None and archive.is_file():
+            for number, line in enumerate(archive.read_text().splitlines(), 1):
+                try:
+                    record = json.loads(line)
+                    record["seed"], record["results"]["rows"]  # noqa: B018 (the fields every reader needs)
+                    self.records[record["run"]] = record
+                except (json.JSONDecodeError, KeyError, TypeError) as error:
+                    raise SystemExit(f"protocols: {archive} line {number} is not a run record "
+                                     f"({{'run': ..., 'seed': ..., 'results': ...}}): {error}") from None
+
+    def results(self, run_dir: Path) -> dict | None:
+        """``{"run", "seed", "results"}`` (results: evaluate.py's results.json, its commit, the
+        classifier's accuracy and the rows) or None if the run was never evaluated."""
+        path = run_dir / "eval" / "results.json"
+        if path.is_file():
+            written = json.loads(path.read_text())
+            record = {"run": run_dir.name, "seed": json.loads((run_dir / "config.json").read_text())["seed"],
+                      "results": {key: written[key] for key in ("commit", "classification_accuracy", "rows")
+                                  if key in written}}
+            if self.archive is not None and self.records.get(run_dir.name) != record:
+                if run_dir.name in self.records and "-gan_" not in run_dir.name:
+                    self._drop_unverifiable_beside(run_dir)
+                self.records[run_dir.name], self.changed = record, True
+            return record
+        return self.records.get(run_dir.name)
+
+    def _drop_unverifiable_beside(self, run_dir: Path) -> None:
+        """A default run evaluated anew may have a new classifier: archived runs of other GAN
+        presets on the same seed whose dirs are gone can no longer be shown to share it."""
+        stem, seed = run_dir.name.rsplit("-seed", 1)
+        for name in [n for n in self.records if n.startswith(f"{stem}-gan_") and n.endswith(f"-seed{seed}")]:
+            if not (run_dir.parent / name).exists():
+                print(f"protocols: archived {name} dropped: its classifier's run {run_dir.name} was evaluated anew",
+                      flush=True)
+                del self.records[name]
+
+    def has(self, run_dir: Path) -> bool:
+        return self.results(run_dir) is not None
+
+    def archived_at(self, run_dir: Path, commit: str, trained_baselines: bool = False) -> bool:
+        """True if the run dir is gone but the archive holds its evaluation by this very code
+        (``commit``, clean): training it again would only repeat it."""
+        record = self.records.get(run_dir.name)
+        if run_dir.exists() or record is None or "+dirty" in commit:
+            return False
+        has_trained = any(row["method"] == "gcpl" for row in record["results"]["rows"])
+        return record["results"].get("commit") == commit and (has_trained or not trained_baselines)
+
+    def save(self) -> None:
+        """Rewrite the archive (sorted by run name) if a run dir added or changed a record."""
+        if self.archive is None or not self.changed:
+            return
+        self.archive.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.archive.with_name(self.archive.name + ".partial")
+        partial.write_text("".join(json.dumps(self.records[name], sort_keys=True) + "\n"
+                                   for name in sorted(self.records)))
+        partial.replace(self.archive)
+        self.changed = False
+
+
+NO_ARCHIVE = ResultStore()
+
+
+def evaluation_commits(run_dirs: list[Path], store: ResultStore = NO_ARCHIVE) -> list[str]:
+    return sorted({store.results(r)["results"].get("commit", "unstamped") for r in run_dirs})
 
 
 def protocol_oods(protocol: str) -> list[str]:
@@ -116,32 +192,32 @@ def protocol_oods(protocol: str) -> list[str]:
     return ["+".join(PROTOCOLS[protocol][1])] + EXTRA_OOD.get(protocol, [])
 
 
-def result_rows(run_dir: Path, beside: dict[str, Path] | None = None) -> list[dict]:
+def result_rows(run_dir: Path, beside: dict[str, Path] | None = None, store: ResultStore = NO_ARCHIVE) -> list[dict]:
     """evaluate.py's rows for a run, plus the BAL rows of the same classifier under other GAN
     presets (``beside``: name -> run dir), renamed ``bal[NAME]`` / ``bal_last[NAME]`` / ..."""
-    rows = list(json.loads((run_dir / "eval" / "results.json").read_text())["rows"])
+    rows = list(store.results(run_dir)["results"]["rows"])
     for name, other in (beside or {}).items():
-        for row in json.loads((other / "eval" / "results.json").read_text())["rows"]:
+        for row in store.results(other)["results"]["rows"]:
             if row["method"].startswith("bal"):
                 rows.append({**row, "method": f"{row['method']}[{name}]"})
     return rows
 
 
-def beside_dirs(run_dir: Path, names: list[str]) -> dict[str, Path]:
+def beside_dirs(run_dir: Path, names: list[str], store: ResultStore = NO_ARCHIVE) -> dict[str, Path]:
     """The finished runs of the same classifier under other GAN presets (``gan_preset_tag``)."""
     stem, seed = run_dir.name.rsplit("-seed", 1)
     found = {name: run_dir.parent / f"{stem}-{gan_preset_tag(name)}-seed{seed}" for name in names}
-    return {name: path for name, path in found.items() if (path / "eval" / "results.json").is_file()}
+    return {name: path for name, path in found.items() if store.has(path)}
 
 
 def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path],
-                 beside: list[str] = ()) -> list[dict]:
+                 beside: list[str] = (), store: ResultStore = NO_ARCHIVE) -> list[dict]:
     """protocols.json cells: one per method, AUROC / FPR95 in % per seed (the runs' order). Each
     cell lists the seeds it has: a ``beside`` preset may not have finished every seed yet."""
     per_method: dict[str, dict[str, list]] = {}
     for run_dir in run_dirs:
-        seed = json.loads((run_dir / "config.json").read_text())["seed"]
-        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside))):
+        seed = store.results(run_dir)["seed"]
+        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside), store), store):
             if row["ood"] == ood_name:
                 entry = per_method.setdefault(row["method"], {"seeds": [], "auroc": [], "fpr95": []})
                 entry["seeds"].append(seed)
@@ -152,7 +228,7 @@ def cell_records(protocol: str, arch: str, ood_name: str, run_dirs: list[Path],
 
 
 def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = None,
-                   beside: list[str] = ()) -> tuple[str, dict]:
+                   beside: list[str] = (), store: ResultStore = NO_ARCHIVE) -> tuple[str, dict]:
     """Markdown table (mean +- std over runs) and a summary dict for one protocol and OOD set.
     BAL is ranked among the baselines; its other rows (last epoch, p2 alone, other GAN presets
     in ``beside``) are shown, not ranked. A ``beside`` preset's rows need all its seeds."""
@@ -160,9 +236,9 @@ def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = N
     per_method: dict[str, list[tuple[float, float]]] = {}
     accuracies = []
     for run_dir in run_dirs:
-        results = json.loads((run_dir / "eval" / "results.json").read_text())
+        results = store.results(run_dir)["results"]
         accuracies.append(100 * results["classification_accuracy"])
-        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside))):
+        for row in result_rows(run_dir, beside_dirs(run_dir, list(beside), store), store):
             if row["ood"] == ood_name:
                 per_method.setdefault(row["method"], []).append((100 * row["auroc"], 100 * row["fpr95"]))
     variants = [f"bal[{name}]" for name in beside]
@@ -211,6 +287,10 @@ def main(argv=None):
     parser.add_argument("--trained-baselines", action="store_true",
                         help="evaluate GCPL and AEC too (their own training, about a stage 1 per run)")
     parser.add_argument("--summarize-only", action="store_true", help="only tabulate finished runs")
+    parser.add_argument("--archive", type=Path,
+                        help="JSON lines of every finished run's evaluation (e.g. docs/results/protocol_runs.jsonl): "
+                             "each run dir's results are copied in; a run whose dir is gone (another machine "
+                             "or session) is read from it")
     parser.add_argument("--quiet", action="store_true")
     args = parser.parse_args(argv)
     if args.overrides and not args.tag:
@@ -221,6 +301,10 @@ def main(argv=None):
                          "no --set / --tag with it")
         args.tag = gan_preset_tag(args.gan_preset)
     arches = args.arch or ["resnet18"]
+    store = ResultStore(args.archive)
+    from bal_tf.provenance import source_commit
+
+    commit = source_commit()
 
     if args.stages == "classifier":
         for arch in arches:
@@ -239,27 +323,30 @@ def main(argv=None):
             run_dirs = []
             for seed in args.seeds:
                 run_dir = args.runs_root / run_dir_name(preset, seed, args.tag)
-                if not args.summarize_only:
+                if not args.summarize_only and not store.archived_at(run_dir, commit, args.trained_baselines):
+                    default_dir = args.runs_root / run_dir_name(preset, seed, None)
+                    rerun_default = bool(args.gan_preset) and not default_dir.exists() and store.has(default_dir)
                     run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch,
-                                 gan_preset=args.gan_preset, trained_baselines=args.trained_baselines)
-                if (run_dir / "eval" / "results.json").is_file():
+                                 gan_preset=args.gan_preset, trained_baselines=args.trained_baselines,
+                                 rerun_default=rerun_default)
+                if store.has(run_dir):
                     run_dirs.append(run_dir)
-                    all_run_dirs += [run_dir, *beside_dirs(run_dir, args.beside_gan_preset).values()]
+                    all_run_dirs += [run_dir, *beside_dirs(run_dir, args.beside_gan_preset, store).values()]
+                store.save()  # a finished run is archived at once: a later crash keeps it
             if not run_dirs:
                 sections.append(f"## {protocol}, {arch} (preset {label})\n\nNo finished runs.\n")
                 continue
             for index, ood_name in enumerate(protocol_oods(protocol)):
-                table, summary = protocol_table(protocol, run_dirs, ood_name, args.beside_gan_preset)
+                table, summary = protocol_table(protocol, run_dirs, ood_name, args.beside_gan_preset, store)
                 sections.append(f"## {protocol}: {ood_name}, {arch} (preset {label})\n\n{table}\n")
                 targets.append((protocol, arch, target if index == 0 else None, summary))
-                cells += cell_records(protocol, arch, ood_name, run_dirs, args.beside_gan_preset)
+                cells += cell_records(protocol, arch, ood_name, run_dirs, args.beside_gan_preset, store)
 
     from bal_tf.provenance import machine as this_machine
-    from bal_tf.provenance import source_commit
 
-    commit, machine = source_commit(), this_machine()
-    finished = [r for r in all_run_dirs if (r / "eval" / "results.json").is_file()]
-    evaluated = evaluation_commits(finished)
+    machine = this_machine()
+    store.save()
+    evaluated = evaluation_commits(all_run_dirs, store)
     command = ("python benchmarks/protocols.py " + " ".join(f"--protocol {p}" for p in args.protocol)
                + "".join(f" --arch {a}" for a in arches) + f" --seeds {' '.join(map(str, args.seeds))}"
                + "".join(f" --set {o}" for o in args.overrides)

@@ -16,7 +16,9 @@ Resumable: a killed job is redone from its start on the next call, and the comma
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
 go to a temporary file that replaces the committed one only when the sweep has finished, so a
 kill never leaves a half-written raw file. Finished jobs are recorded, with their commit, in
-``RUNS_ROOT/reproduce_state.json``.
+``RUNS_ROOT/reproduce_state.json``. The protocol jobs keep every finished run's evaluation in
+``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
+a machine without the run dirs, where runs evaluated at the same commit are not trained again.
 
 Full cost on the 2-core CPU machine: roughly 4 h for the protocols (2 backbones x 4 protocols x
 3 seeds), 2.5 h for each other GAN preset on them, 4 h for the validation decision log, 1.5 h
@@ -79,7 +81,10 @@ def python(script: str, *args: str) -> list[str]:
 
 def protocol_args(runs_root: str) -> list[str]:
     args = [arg for p in PROTOCOLS for arg in ("--protocol", p)]
-    return args + ["--arch", "resnet18", "--arch", "cnn", "--seeds", "0", "1", "2", "--runs-root", runs_root, "--quiet"]
+    # the archive keeps every finished run's evaluation in the repository: a job cut short by the
+    # end of a session resumes on another machine without the run dirs (protocols.py --archive)
+    return args + ["--arch", "resnet18", "--arch", "cnn", "--seeds", "0", "1", "2", "--runs-root", runs_root,
+                   "--archive", f"{RESULTS}/protocol_runs.jsonl", "--quiet"]
 
 
 def jobs(runs_root: str) -> list[Job]:

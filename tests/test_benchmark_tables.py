@@ -88,6 +88,45 @@ def test_protocol_table_puts_other_gan_presets_beside_bal_without_ranking_them(t
     assert cells["bal[paper_literal]"]["seeds"] == [0, 1] and cells["bal[paper_literal]"]["auroc"] == [70.0, 80.0]
 
 
+def test_protocol_archive_keeps_runs_whose_dirs_are_gone(tmp_path):
+    import shutil
+
+    import protocols
+
+    runs_root, archive = tmp_path / "runs", tmp_path / "protocol_runs.jsonl"
+    runs = [runs_root / f"mnist-cnn-cpu-seed{seed}" for seed in (0, 1)]
+    for seed, run in enumerate(runs):
+        write_results(run, seed, {"bal": 0.90 + 0.02 * seed, "max_softmax": 0.95})
+        write_results(runs_root / f"mnist-cnn-cpu-gan_paper-seed{seed}", seed, {"bal": 0.70, "max_softmax": 0.95})
+    store = protocols.ResultStore(archive)
+    table, _ = protocols.protocol_table("offline-mnist", runs, "fashion_mnist", ["paper"], store)
+    store.save()
+    assert len(archive.read_text().splitlines()) == 4  # both presets' runs archived
+    shutil.rmtree(runs_root)  # another machine: no run dirs
+    store = protocols.ResultStore(archive)
+    assert store.has(runs[1]) and not store.has(runs_root / "mnist-cnn-cpu-seed2")
+    assert protocols.protocol_table("offline-mnist", runs, "fashion_mnist", ["paper"], store)[0] == table
+    cells = {c["method"]: c for c in protocols.cell_records("offline-mnist", "cnn", "fashion_mnist", runs, ["paper"],
+                                                              store)}
+    assert cells["bal"]["auroc"] == [90.0, 92.0] and cells["bal[paper]"]["seeds"] == [0, 1]
+    # skipped only when archived by this very (clean) code
+    write_results_commit = store.records[runs[0].name]["results"]
+    write_results_commit["commit"] = "abc1234"
+    assert store.archived_at(runs[0], "abc1234") and not store.archived_at(runs[0], "abc1234+dirty")
+    assert not store.archived_at(runs[0], "def5678")
+    assert not store.archived_at(runs[0], "abc1234", trained_baselines=True)  # no GCPL row archived
+    # the default re-trained and evaluated anew: the archived paper run (dir gone) may not share its
+    # classifier any more, so it is dropped; the archive file is rewritten whole
+    write_results(runs[0], 0, {"bal": 0.97, "max_softmax": 0.95})
+    assert store.results(runs[0])["results"]["rows"][0]["auroc"] == 0.97
+    assert not store.has(runs_root / "mnist-cnn-cpu-gan_paper-seed0") and store.has(runs_root / "mnist-cnn-cpu-gan_paper-seed1")
+    store.save()
+    assert len(archive.read_text().splitlines()) == 3 and not archive.with_name(archive.name + ".partial").exists()
+    archive.write_text(archive.read_text().splitlines()[0] + '\n{"run": "x"}\n')
+    with pytest.raises(SystemExit, match="line 2 is not a run record"):
+        protocols.ResultStore(archive)
+
+
 def protocol_cells(protocol, backbone, ood, aurocs):
     return [{"protocol": protocol, "backbone": backbone, "ood": ood, "method": m, "seeds": [0, 1],
              "auroc": a, "fpr95": [5.0, 5.0]} for m, a in aurocs.items()]
