@@ -113,7 +113,7 @@ def test_protocol_archive_keeps_runs_whose_dirs_are_gone(tmp_path):
     write_results_commit = store.records[runs[0].name]["results"]
     write_results_commit["commit"] = "abc1234"
     assert store.archived_at(runs[0], "abc1234") and not store.archived_at(runs[0], "abc1234+dirty")
-    assert not store.archived_at(runs[0], "def5678")
+    assert not store.archived_at(runs[0], "def5678")  # not a commit of this repository: not the same code
     assert not store.archived_at(runs[0], "abc1234", trained_baselines=True)  # no GCPL row archived
     # the default re-trained and evaluated anew: the archived paper run (dir gone) may not share its
     # classifier any more, so it is dropped; the archive file is rewritten whole
@@ -125,6 +125,17 @@ def test_protocol_archive_keeps_runs_whose_dirs_are_gone(tmp_path):
     archive.write_text(archive.read_text().splitlines()[0] + '\n{"run": "x"}\n')
     with pytest.raises(SystemExit, match="line 2 is not a run record"):
         protocols.ResultStore(archive)
+
+
+def test_runs_at_two_commits_ran_the_same_code_when_the_code_paths_agree():
+    import protocols
+
+    # 53b2b02 -> 7cefba1 changed docs only; 1bcdea7 -> bdcedc2 changed bal_tf (the shuffle option)
+    if protocols.subprocess.run(["git", "cat-file", "-e", "bdcedc2"], cwd=protocols.ROOT).returncode != 0:
+        pytest.skip("not a full clone of the repository")
+    assert protocols.same_code("53b2b02", "7cefba1") and protocols.same_code("7cefba1", "7cefba1")
+    assert not protocols.same_code("1bcdea7", "bdcedc2")
+    assert not protocols.same_code("7cefba1+dirty", "7cefba1") and not protocols.same_code("unstamped", "7cefba1")
 
 
 def protocol_cells(protocol, backbone, ood, aurocs):
