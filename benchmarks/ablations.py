@@ -21,6 +21,7 @@ import argparse
 from pathlib import Path
 
 from gan_sweep import append_jsonl, sweep
+from tables import resume_per_run
 
 # Every table ablates the paper's own negatives and D input (`--gan-preset stable`: the batch box,
 # shuffled pairs and hard features into a D on raw features), whatever the run's default: the
@@ -76,25 +77,46 @@ def main(argv=None):
     parser.add_argument("--out", type=Path, required=True, help="JSON lines output (appended)")
     args = parser.parse_args(argv)
     overrides = PAPER_NEGATIVES + args.overrides
+    if any(table in (1, 2) for table in args.table) and not args.runs:
+        parser.error("Tables 1 and 2 need --runs")
 
+    # Resumable across machines, one classifier at a time: --out keeps the runs finished by the
+    # same code; a run cut short is measured again whole (tables.resume_per_run).
+    table3_runs = {}  # run dir name -> (dim, classifier seed, GAN seeds)
+    for dim in TABLE3_DIMS:
+        for seed in args.seeds:
+            classifier_seed = seed if args.table3_classifier_seed is None else args.table3_classifier_seed
+            name = f"{args.table3_preset}-dim{dim}-seed{classifier_seed}"
+            table3_runs.setdefault(name, (dim, classifier_seed, []))[2].append(seed)
+    expected: dict[str, set] = {}
     for table in args.table:
         if table in (1, 2):
-            if not args.runs:
-                parser.error("Tables 1 and 2 need --runs")
-            variants = TABLE1 if table == 1 else TABLE2
             for run in args.runs:
-                seed = _run_seed(run)
-                for name, variant in variants.items():
-                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
-                                                 label=f"table{table}:{name}"))
+                expected.setdefault(run.name, set()).update(
+                    (f"table{table}:{name}", _run_seed(run)) for name in (TABLE1 if table == 1 else TABLE2))
         else:
-            for dim in TABLE3_DIMS:
-                for seed in args.seeds:
-                    classifier_seed = seed if args.table3_classifier_seed is None else args.table3_classifier_seed
-                    run = table3_run(args.table3_root, dim, classifier_seed, args.table3_preset, quiet=True)
-                    for name, variant in TABLE3.items():
-                        append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
-                                                     label=f"table3:dim={dim}:{name}"))
+            for name, (dim, _, seeds) in table3_runs.items():
+                expected[name] = {(f"table3:dim={dim}:{arm}", seed) for arm in TABLE3 for seed in seeds}
+    done = resume_per_run(args.out, expected, lambda r: None if r.get("baseline") else (r["variant"], r["seed"]))
+    for name in sorted(done):
+        print(f"ablations: {name} finished by the same code already ({args.out}); skipped", flush=True)
+
+    for run in args.runs if (1 in args.table or 2 in args.table) else []:
+        if run.name in done:
+            continue
+        for table in (t for t in args.table if t in (1, 2)):
+            for name, variant in (TABLE1 if table == 1 else TABLE2).items():
+                append_jsonl(args.out, sweep(run, [variant], [_run_seed(run)], args.ood, overrides,
+                                             label=f"table{table}:{name}"))
+    if 3 in args.table:
+        for name, (dim, classifier_seed, seeds) in table3_runs.items():
+            if name in done:
+                continue
+            run = table3_run(args.table3_root, dim, classifier_seed, args.table3_preset, quiet=True)
+            for seed in seeds:
+                for arm, variant in TABLE3.items():
+                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
+                                                 label=f"table3:dim={dim}:{arm}"))
 
 
 def _run_seed(run: Path) -> int:

@@ -33,7 +33,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, markdown_table, mean_std
+from tables import CODE_PATHS, SPREAD_LABEL, markdown_table, mean_std, same_code
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,21 +52,6 @@ GAN_PRESET_NAMES = ["default", "stable", "shells", "whitened_shells", "no_bounda
 ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",
            "knn", "vim", "generalized_odin", "gcpl", "aec"]
-
-
-# What a protocol run's numbers depend on: runs evaluated at two commits that agree on these paths
-# ran the same code (commits of docs, tests or benchmarks in between change nothing they measured).
-CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "requirements.txt", "requirements-cpu.txt"]
-
-
-def same_code(commit: str, other: str) -> bool:
-    """True if two clean commits agree on CODE_PATHS (unknown commits: False)."""
-    if "+dirty" in commit or "+dirty" in other or "unstamped" in (commit, other):
-        return False
-    if commit == other:
-        return True
-    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *CODE_PATHS], cwd=ROOT, capture_output=True)
-    return diff.returncode == 0
 
 
 def run_dir_name(preset: str, seed: int, tag: str | None) -> str:

@@ -15,7 +15,9 @@ half from the raw files already there.
 Resumable: a killed job is redone from its start on the next call, and the commands inside it
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
 go to a temporary file that replaces the committed one only when the sweep has finished, so a
-kill never leaves a half-written raw file. Finished jobs are recorded, with their commit, in
+kill never leaves a half-written raw file. The ablation sweeps (Tables 1-3) keep the runs their
+temporary file has finished, by the same code, and redo only the others: committed, that file
+carries them to a machine without the run dirs. Finished jobs are recorded, with their commit, in
 ``RUNS_ROOT/reproduce_state.json``. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
@@ -63,6 +65,8 @@ class Job:
         what: one line for --list.
         measure: commands (argv lists, run from the repository root) that write raw results.
         sweeps: ``{temporary JSON lines file: committed file}``, moved into place after ``measure``.
+        resumable: the sweep resumes from its temporary file instead of starting over (commit
+            that file to carry its finished runs to another machine).
         render: ``(command, target)``: the command's stdout replaces the block ``target``
             (``"FILE#BLOCK"``, between ``<!-- reproduce:BLOCK:begin/end -->``) or, with target
             ``None``, the command writes its own files.
@@ -73,6 +77,7 @@ class Job:
     measure: list[list[str]]
     render: list[tuple[list[str], str | None]]
     sweeps: dict[str, str] = dataclasses.field(default_factory=dict)
+    resumable: bool = False  # the sweep keeps its temporary file's finished runs (ablations.py)
 
 
 def python(script: str, *args: str) -> list[str]:
@@ -123,14 +128,16 @@ def jobs(runs_root: str) -> list[Job]:
                      "fashion_mnist", "--prefix", "table1:"), "docs/results/REPRODUCTION.md#table1"),
              (python("benchmarks/summarize_sweep.py", f"{RESULTS}/ablations_mnist_cpu.jsonl", "--ood",
                      "fashion_mnist", "--prefix", "table2:"), "docs/results/REPRODUCTION.md#table2")],
-            sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"}),
+            sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"},
+            resumable=True),
         Job("table3", "Table 3 (uniform vs low-density Gaussian vs whole Gaussian, dims 2-512)",
             [python("benchmarks/ablations.py", "--table", "3", "--table3-classifier-seed", "0", "--ood",
                     "fashion_mnist", "--table3-root", f"{r}/ablation", "--out",
                     f"{RESULTS}/table3_mnist_cpu.jsonl.partial")],
             [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
                      "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
-            sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"}),
+            sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"},
+            resumable=True),
         export_job(r),
         Job("test-command", "the README's test command on a fresh clone (run it on an idle machine)",
             [python("benchmarks/test_command_timing.py", "--out", f"{RESULTS}/test_command_timing.json")],
@@ -239,7 +246,7 @@ def main(argv=None) -> int:
                 print(f"reproduce: {job.name}: measured at this commit ({done_at}) already; rendering only")
             else:
                 start = time.time()
-                for temporary in job.sweeps:
+                for temporary in job.sweeps if not job.resumable else []:
                     (ROOT / temporary).unlink(missing_ok=True)  # a killed sweep starts over
                 for command in job.measure:
                     run_command(command, args.dry_run)

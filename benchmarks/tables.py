@@ -34,6 +34,59 @@ def provenance() -> dict:
     return stamp()
 
 
+# What a measured number depends on: records written at two commits that agree on these paths
+# ran the same code (commits of docs, tests or benchmarks in between change nothing they measured).
+CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "requirements.txt", "requirements-cpu.txt"]
+
+
+def same_code(commit: str, other: str) -> bool:
+    """True if two clean commits agree on CODE_PATHS (unknown commits: False)."""
+    import subprocess
+    from pathlib import Path
+
+    if "+dirty" in commit or "+dirty" in other or "unstamped" in (commit, other) or "?" in (commit, other):
+        return False
+    if commit == other:
+        return True
+    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *CODE_PATHS],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True)
+    return diff.returncode == 0
+
+
+def resume_per_run(path, expected: dict[str, set], key) -> set[str]:
+    """Resume a sweep whose JSON lines file outlives the machine (it is committed): the runs (by
+    directory name) for which ``path`` already holds every expected record, written by the same
+    code (``same_code`` with this checkout). Every other record of an expected run is removed
+    from ``path``, so that run is measured again whole: its classifier, retrained on a machine
+    without the run dir, must not be mixed with the old one's records.
+
+    Args:
+        expected: run dir name -> the keys of the records a finished run has.
+        key: record -> its key, or None for records that only accompany others (baselines).
+    """
+    import json
+    from pathlib import Path
+
+    from bal_tf.provenance import source_commit
+
+    path, commit = Path(path), source_commit()
+    if not path.is_file():
+        return set()
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    found: dict[str, set] = {}
+    for record in records:
+        name = Path(record.get("run", "")).name
+        if name in expected and key(record) is not None and same_code(record.get("commit", "?"), commit):
+            found.setdefault(name, set()).add(key(record))
+    done = {name for name, keys in expected.items() if keys <= found.get(name, set())}
+    kept = [r for r in records if Path(r.get("run", "")).name not in expected or Path(r["run"]).name in done]
+    if len(kept) != len(records):
+        partial = path.with_name(path.name + ".rewrite")
+        partial.write_text("".join(json.dumps(r) + "\n" for r in kept))
+        partial.replace(path)
+    return done
+
+
 def split_variant(variant: str) -> list[str]:
     """``'default'`` -> []; ``'gan.a=1,gan.b=[1,2]'`` -> ``['gan.a=1', 'gan.b=[1,2]']`` (commas
     inside brackets belong to the value)."""

@@ -130,6 +130,7 @@ def test_protocol_archive_keeps_runs_whose_dirs_are_gone(tmp_path):
 def test_runs_at_two_commits_ran_the_same_code_when_the_code_paths_agree():
     import protocols
 
+    assert protocols.same_code is tables.same_code  # one definition, shared by the sweeps
     # 53b2b02 -> 7cefba1 changed docs only; 1bcdea7 -> bdcedc2 changed bal_tf (the shuffle option)
     if protocols.subprocess.run(["git", "cat-file", "-e", "bdcedc2"], cwd=protocols.ROOT).returncode != 0:
         pytest.skip("not a full clone of the repository")
@@ -341,3 +342,48 @@ def test_knn_ratio_is_the_class_knn_distance_over_the_class_level():
     np.testing.assert_allclose(ratio, expected, rtol=2e-2)  # sqrt(2 - 2 cos) vs the norm: a few digits apart near 0
     assert ratio[0] < 1 < ratio[1]
     assert knn_ratio.class_knn_ratio(bank, queries[:1], np.array([1]))[0] > 1  # measured against its own class
+
+
+def test_a_sweep_resumes_whole_runs_finished_by_the_same_code(tmp_path, monkeypatch):
+    import bal_tf.provenance
+
+    monkeypatch.setattr(bal_tf.provenance, "source_commit", lambda: "c1")
+    monkeypatch.setattr(tables, "same_code", lambda a, b: a == b)
+
+    def record(run, variant, seed, commit="c1", baseline=False):
+        return {"run": f"/elsewhere/runs/{run}", "variant": variant, "seed": seed, "commit": commit,
+                **({"baseline": True} if baseline else {})}
+
+    lines = [record("A", "max_softmax", 0, baseline=True), record("A", "t:x", 0), record("A", "t:y", 0),
+             record("B", "max_softmax", 1, baseline=True), record("B", "t:x", 1),  # cut short
+             record("C", "t:x", 2, commit="c0"), record("C", "t:y", 2, commit="c0"),  # other code
+             record("D", "t:x", 3)]  # not asked for: kept as it is
+    path = tmp_path / "sweep.jsonl.partial"
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    expected = {name: {("t:x", seed), ("t:y", seed)} for name, seed in (("A", 0), ("B", 1), ("C", 2))}
+    key = lambda r: None if r.get("baseline") else (r["variant"], r["seed"])  # noqa: E731
+    assert tables.resume_per_run(path, expected, key) == {"A"}
+    kept = [json.loads(line) for line in path.read_text().splitlines()]
+    assert kept == lines[:3] + lines[-1:]  # B and C will be measured again whole
+    assert tables.resume_per_run(tmp_path / "missing.jsonl", expected, key) == set()
+
+
+def test_ablations_skip_the_classifiers_a_resumed_sweep_finished(tmp_path, monkeypatch):
+    import ablations
+
+    asked = {}
+    monkeypatch.setattr(ablations, "resume_per_run",
+                        lambda path, expected, key: asked.update(expected) or {"mnist-cpu-dim2-seed0"})
+    trained, swept = [], []
+    monkeypatch.setattr(ablations, "table3_run", lambda root, dim, seed, preset, quiet: trained.append(dim) or
+                        root / f"{preset}-dim{dim}-seed{seed}")
+    monkeypatch.setattr(ablations, "sweep", lambda run, variants, seeds, *a, label: swept.append(label) or [])
+    monkeypatch.setattr(ablations, "append_jsonl", lambda path, records: None)
+    ablations.main(["--table", "3", "--table3-classifier-seed", "0", "--seeds", "0", "1", "--out",
+                    str(tmp_path / "t3.jsonl")])
+    assert trained == [d for d in ablations.TABLE3_DIMS if d != 2]  # dim 2's classifier: done already
+    assert len(swept) == 2 * len(ablations.TABLE3) * (len(ablations.TABLE3_DIMS) - 1)
+    assert not any(label.startswith("table3:dim=2:") for label in swept)
+    # one classifier per dim, every arm at both GAN seeds expected of it
+    assert sorted(asked) == sorted(f"mnist-cpu-dim{d}-seed0" for d in ablations.TABLE3_DIMS)
+    assert asked["mnist-cpu-dim64-seed0"] == {(f"table3:dim=64:{arm}", s) for arm in ablations.TABLE3 for s in (0, 1)}
