@@ -15,9 +15,9 @@ half from the raw files already there.
 Resumable: a killed job is redone from its start on the next call, and the commands inside it
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
 go to a temporary file that replaces the committed one only when the sweep has finished, so a
-kill never leaves a half-written raw file. The ablation sweeps (Tables 1-3) keep the runs their
-temporary file has finished, by the same code, and redo only the others: committed, that file
-carries them to a machine without the run dirs. Finished jobs are recorded, with their commit, in
+kill never leaves a half-written raw file. The validation and ablation sweeps keep the runs
+(classifiers) their temporary file has finished, by the same code, and redo only the others:
+committed, that file carries them to a machine without the run dirs. Finished jobs are recorded, with their commit, in
 ``RUNS_ROOT/reproduce_state.json``. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
@@ -114,13 +114,14 @@ def jobs(runs_root: str) -> list[Job]:
             [python("train.py", "--preset", name, "--run-dir", run, "--stages", "classifier", "--quiet")
              for name, run in zip(VALIDATION_RUNS, validation_runs)]
             + [python("benchmarks/validate.py", "--run", run, "--seeds", "0", "1", "2",
-                      *[arg for v in VALIDATION_VARIANTS for arg in ("--variant", v)], "--out", raw + ".partial")
+                      *[arg for v in VALIDATION_VARIANTS for arg in ("--variant", v)], "--out", raw + ".partial",
+                      "--resume")
                for run, raw in zip(validation_runs, validation_raw)],
             [(python("benchmarks/validate.py", "--summarize", *validation_raw,
                      "--markdown", f"{RESULTS}/validation/summary.md"), None),
              (python("benchmarks/validate.py", "--summarize", *validation_raw, "--cross-run-only"),
               "docs/DESIGN.md#validation-ranks")],
-            sweeps={raw + ".partial": raw for raw in validation_raw}),
+            sweeps={raw + ".partial": raw for raw in validation_raw}, resumable=True),
         Job("table1-2", "Tables 1 and 2 (loss terms, lambda_c) on the MNIST runs of the protocols",
             [python("benchmarks/ablations.py", "--table", "1", "--table", "2", "--ood", "fashion_mnist",
                     "--runs", *mnist_runs, "--out", f"{RESULTS}/ablations_mnist_cpu.jsonl.partial")],

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, markdown_table, mean_std, provenance, split_variant
+from tables import SPREAD_LABEL, markdown_table, mean_std, provenance, resume_per_run, split_variant
 
 
 def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides: list[str] = (),
@@ -176,6 +176,11 @@ def main(argv=None):
                         help="gan.field=value applied to every variant")
     parser.add_argument("--family", action="append", help="validation families (default: all that apply)")
     parser.add_argument("--out", type=Path, help="JSON lines output (appended)")
+    parser.add_argument("--resume", action="store_true",
+                        help="skip the runs whose records --out already holds for every variant and seed, "
+                             "written by the same code; drop the other runs' records there and measure them "
+                             "again whole (for a file this sweep owns, e.g. reproduce.py's; never the "
+                             "decision log's own files)")
     parser.add_argument("--summarize", type=Path, nargs="+", help="only tabulate these JSON lines files (every run in them)")
     parser.add_argument("--markdown", type=Path, help="with --summarize: also write the tables to this file")
     parser.add_argument("--cross-run-only", action="store_true", help="with --summarize: only the cross-run table")
@@ -191,8 +196,19 @@ def main(argv=None):
         return
     if not args.run:
         parser.error("give --run (or --summarize FILE)")
+    variants, done = args.variant or ["default"], set()
+    if args.resume:
+        if not args.out:
+            parser.error("--resume needs --out (the file it resumes from)")
+        expected = {run.name: {("bal", variant, seed) for variant in variants for seed in args.seeds}
+                    for run in args.run}
+        done = resume_per_run(args.out, expected,
+                              lambda r: None if r["variant"] == "-" else (r["method"], r["variant"], r["seed"]))
     for run in args.run:
-        report(run, validate_run(run, args.variant or ["default"], args.seeds, args.overrides, args.family), args.out)
+        if run.name in done:
+            print(f"validate: {run} finished by the same code already ({args.out}); skipped", flush=True)
+            continue
+        report(run, validate_run(run, variants, args.seeds, args.overrides, args.family), args.out)
 
 
 def report(run, records: list[dict], out: Path | None) -> None:

@@ -387,3 +387,16 @@ def test_ablations_skip_the_classifiers_a_resumed_sweep_finished(tmp_path, monke
     # one classifier per dim, every arm at both GAN seeds expected of it
     assert sorted(asked) == sorted(f"mnist-cpu-dim{d}-seed0" for d in ablations.TABLE3_DIMS)
     assert asked["mnist-cpu-dim64-seed0"] == {(f"table3:dim=64:{arm}", s) for arm in ablations.TABLE3 for s in (0, 1)}
+
+
+def test_validate_resume_skips_finished_runs_and_is_refused_without_out(tmp_path, monkeypatch):
+    asked, validated = {}, []
+    monkeypatch.setattr(validate, "resume_per_run", lambda path, expected, key: asked.update(expected) or {"A"})
+    monkeypatch.setattr(validate, "validate_run", lambda run, *a: validated.append(run.name) or [])
+    monkeypatch.setattr(validate, "report", lambda run, records, out: None)
+    validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "B"), "--seeds", "0", "1",
+                   "--variant", "default", "--variant", "gan.epochs=3", "--out", str(tmp_path / "v.jsonl"), "--resume"])
+    assert validated == ["B"]
+    assert asked["B"] == {("bal", v, s) for v in ("default", "gan.epochs=3") for s in (0, 1)}
+    with pytest.raises(SystemExit):
+        validate.main(["--run", str(tmp_path / "A"), "--resume"])
