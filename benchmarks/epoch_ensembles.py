@@ -54,6 +54,8 @@ def ensemble_records(run_dir: Path, variant: str, seeds: list[int], rules) -> li
         every_epoch, start = EveryEpoch(), time.time()
         result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0,
                            extra_callbacks=[every_epoch])
+        print(f"epoch_ensembles: {run.root.name} [{variant}] GAN seed {seed}: selected epoch "
+              f"{result.selected_epoch}, {time.time() - start:.0f} s", flush=True)
         for rule in rules:
             members = validation.ensemble_members(result.history, rule)
             records.append({"run": str(run.root), "method": "bal", "variant": f"{variant} | D ensemble: {rule}",

@@ -44,6 +44,8 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
             start = time.time()
             result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
             seconds = round(time.time() - start, 1)
+            print(f"validate: {run.root.name} [{variant}] GAN seed {seed}: selected epoch "
+                  f"{result.selected_epoch}, {seconds:.0f} s", flush=True)  # a sweep takes hours: say where it is
             # BAL's score p1 * p2 at the selected and the last epoch; p2 alone as a diagnostic.
             for method, discriminator, score in (("bal", result.discriminator, "log_score"),
                                                  ("bal_last", result.last_discriminator, "log_score"),
