@@ -400,3 +400,29 @@ def test_validate_resume_skips_finished_runs_and_is_refused_without_out(tmp_path
     assert asked["B"] == {("bal", v, s) for v in ("default", "gan.epochs=3") for s in (0, 1)}
     with pytest.raises(SystemExit):
         validate.main(["--run", str(tmp_path / "A"), "--resume"])
+
+
+def test_compare_validation_finds_the_equal_record_under_another_label(tmp_path, capsys):
+    import compare_validation
+
+    def record(method, variant, seed, aurocs, commit="c1"):
+        return {"method": method, "variant": variant, "seed": seed, "commit": commit,
+                "validation": {f"f{i}": {"auroc": a} for i, a in enumerate(aurocs)}}
+
+    recorded = [record("knn", "-", 0, [0.9, 0.8]), record("bal", "old label", 0, [0.7, 0.6]),
+                record("bal", "other", 0, [0.71, 0.6])]
+    remeasured = [record("knn", "-", 0, [0.9, 0.8]), record("bal", "default", 0, [0.7, 0.6]),
+                  record("bal", "new", 0, [0.704, 0.6]), record("bal", "default", 1, [0.7, 0.6])]
+    paths = {}
+    for name, records in (("recorded", recorded), ("remeasured", remeasured)):
+        paths[name] = tmp_path / f"{name}.jsonl"
+        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert compare_validation.main(["--recorded", str(paths["recorded"]), "--remeasured", str(paths["remeasured"])]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[1].startswith("bal [default] seed 0: equal to [old label]")
+    assert out[2].startswith("bal [new] seed 0: no equal record; closest [old label]")  # nearer the first
+    assert out[3] == "bal [default] seed 1: no recorded counterpart"
+    assert out[-1].startswith("2 of 4 re-measured records equal")
+    paths["remeasured"].write_text("not json\n")
+    with pytest.raises(SystemExit, match="not a JSON lines file"):
+        compare_validation.main(["--recorded", str(paths["recorded"]), "--remeasured", str(paths["remeasured"])])
