@@ -211,7 +211,9 @@ def test_export_command_on_a_trained_run(exported_run):
     # 1.9 points below float against uniform noise (activations of noise images fall outside the
     # ranges calibrated on ID images); the 0.5-point parity of trained runs is a benchmark figure
     # (`export_model.py --parity-ood`), not a property of every model. A broken int8 D (the old
-    # ONE_HOT bug) leaves p2 constant and the ranking to p1 alone.
-    assert abs(parity["bal_full_int8"] - parity["bal_float32"]) <= 0.03
+    # ONE_HOT bug) leaves p2 constant and the ranking to p1 alone. On a machine of the same kind
+    # with AMX-INT8 (2026-11-28) the same code measured 6.3 points: the int8 kernels differ by
+    # CPU, so the bound is 0.08 (still far from a constant p2's gap to float).
+    assert abs(parity["bal_full_int8"] - parity["bal_float32"]) <= 0.08
     assert (run_dir / "export" / "serving" / "bal" / "1" / "saved_model.pb").is_file()
     assert (run_dir / "export" / "serving" / "models.config").is_file()
