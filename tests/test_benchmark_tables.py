@@ -426,3 +426,49 @@ def test_compare_validation_finds_the_equal_record_under_another_label(tmp_path,
     paths["remeasured"].write_text("not json\n")
     with pytest.raises(SystemExit, match="not a JSON lines file"):
         compare_validation.main(["--recorded", str(paths["recorded"]), "--remeasured", str(paths["remeasured"])])
+
+
+def test_whitened_class_distance_measures_in_the_space_d_sees():
+    """A step of t standard deviations along a low-variance direction and along a high-variance
+    one is the same whitened distance; a class's own points are ~1 class radius out, and pushed
+    radially by s they are s times farther."""
+    from family_radii import whitened_class_distance
+
+    rng = np.random.default_rng(0)
+    scales = np.array([10.0, 0.1] + [1.0] * 6)  # anisotropic, shared by both classes
+    means = np.stack([np.zeros(8), np.full(8, 50.0)])
+    labels = np.repeat([0, 1], 4000)
+    features = means[labels] + rng.normal(size=(8000, 8)) * scales
+    relative = whitened_class_distance(features, labels, 2)
+    fresh = means[1] + rng.normal(size=(4000, 8)) * scales
+    assert np.median(relative(fresh, np.ones(4000, int))) == pytest.approx(1.0, abs=0.05)
+    centroid = features[labels == 1].mean(0)
+    np.testing.assert_allclose(relative(centroid + 3 * (fresh - centroid), np.ones(4000, int)),
+                               3 * relative(fresh, np.ones(4000, int)), rtol=1e-3)
+    along_wide, along_narrow = means[0].copy(), means[0].copy()
+    along_wide[0], along_narrow[1] = 4 * scales[0], 4 * scales[1]
+    wide, narrow = relative(np.stack([along_wide, along_narrow]), np.zeros(2, int))
+    assert wide == pytest.approx(narrow, rel=0.05) and wide > 1.2  # Euclidean: 100 times apart
+
+
+def test_family_radii_reports_every_validation_family_and_the_negatives(tiny_run_copy, capsys):
+    import family_radii
+
+    out = tiny_run_copy / "radii.json"
+    family_radii.main(["--run", str(tiny_run_copy), "--samples", "512", "--out", str(out)])
+    report = json.loads(out.read_text())
+    from bal_tf.validation import DEFAULT_FAMILIES
+
+    kinds = report["kinds"]
+    assert set(DEFAULT_FAMILIES) < set(kinds) and "held_out_id" in kinds and report["commit"]
+    assert {kinds[f]["count"] for f in DEFAULT_FAMILIES} == {kinds["held_out_id"]["count"]}  # its held-out images
+    assert kinds["negatives: trivial box"]["count"] == 512
+    assert any(kind.startswith("negatives: radial shells [2.0, 4.0]") for kind in kinds)  # the default's shells
+    for kind, row in kinds.items():
+        if row["count"]:
+            q = row["distance_over_radius"]
+            assert 0 < q["p10"] <= q["median"] <= q["p90"], kind
+            assert kind == "held_out_id" or 0 <= row["auroc_of_distance"] <= 1
+    # (the geometry itself is checked on Gaussian data above: the tiny run's features are not
+    # those of a trained classifier)
+    assert "| noise_blobs |" in capsys.readouterr().out
