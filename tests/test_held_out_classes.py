@@ -31,18 +31,25 @@ def test_held_out_classes_need_a_partial_run_and_valid_classes(provisioned_data_
         load_id_split(bad.data, "test")
 
 
-def test_mnist_0_to_5_run_and_its_protocol(provisioned_data_dir, tmp_path, capsys):
+def test_mnist_0_to_5_run_and_its_protocol_with_a_two_dimensional_feature_layer(provisioned_data_dir, tmp_path):
+    """A held-out-class run (6 classes) whose penultimate layer has 2 units: the protocol's table,
+    and the confidence maps a 2-D feature layer gets (Figures 4-5) beside the ROC / histogram plots."""
     import json
 
     import evaluate
 
     run_dir = tmp_path / "run"
     args = ["--preset", "mnist-0to5-cpu", "--quiet", "--data-dir", provisioned_data_dir, "--run-dir", str(run_dir),
-            *tiny_settings("classifier.epochs=1", "gan.epochs=1")]
+            *tiny_settings("classifier.epochs=1", "gan.epochs=1", "backbone.feature_dim=2")]
     assert pipeline.main(args) == 0
     assert evaluate.main(["--run", str(run_dir), "--protocol", "heldout-mnist", "--limit", "300", "--quiet",
-                          "--no-plots", "--no-odin"]) == 0
+                          "--no-odin"]) == 0
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     assert {row["ood"] for row in results["rows"]} == {"held_out_classes"}
     features = np.load(run_dir / "features" / "train.npz", allow_pickle=False)
     assert features["logits"].shape[1] == 6 and set(features["labels"].tolist()) <= set(range(6))
+    assert features["features"].shape[1] == 2
+    for name in ["confidence_map_bal.png", "confidence_map_max_softmax.png", "roc_held_out_classes.png",
+                 "hist_held_out_classes.png"]:
+        assert (run_dir / "eval" / name).stat().st_size > 10_000, name
+    assert list((run_dir / "logs" / "eval").glob("events.out.tfevents*"))

@@ -179,23 +179,6 @@ def test_protocol_with_missing_data_stops_at_once(tiny_run, capsys):
     assert "Dataset 'omniglot'" in capsys.readouterr().out
 
 
-def test_two_dimensional_feature_layer_gets_confidence_maps(provisioned_data_dir, tmp_path):
-    import evaluate
-
-    run_dir = tmp_path / "run2d"
-    args = ["--id", "mnist", "--scale", "cpu", "--run-dir", str(run_dir), "--quiet",
-            "--data-dir", provisioned_data_dir,
-            *tiny_settings("backbone.feature_dim=2", "gan.epochs=1", "classifier.epochs=1",
-                           "classifier.max_train_examples=256", "data.max_test_examples=200")]
-    assert pipeline.main(args) == 0
-    assert evaluate.main(["--run", str(run_dir), "--ood", "fashion_mnist", "--limit", "100", "--quiet",
-                          "--no-odin"]) == 0
-    for name in ["confidence_map_bal.png", "confidence_map_max_softmax.png", "roc_fashion_mnist.png",
-                 "hist_fashion_mnist.png"]:
-        assert (run_dir / "eval" / name).stat().st_size > 10_000, name
-    assert list((run_dir / "logs" / "eval").glob("events.out.tfevents*"))
-
-
 @pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
 def test_export_command_on_a_trained_run(exported_run):
     run_dir = exported_run
