@@ -6,7 +6,7 @@ features, train BAL's GAN for the preset's epochs with checkpoint selection on s
 and keep the selected D. Nothing is written into the run. The target (issue "BAL that leads"):
 under 4 minutes at the CPU preset.
 
-    python benchmarks/stage2_time.py --run runs/mnist-cpu-seed0 [--gan-preset NAME] \
+    python benchmarks/stage2_time.py --run runs/mnist-cpu-seed0 [--gan-preset NAME] [--set gan.FIELD=VALUE ...] \
         [--out docs/results/stage2_time_mnist-cpu.json]
     python benchmarks/stage2_time.py --render docs/results/stage2_time_mnist-cpu.json  # README line
 
@@ -24,7 +24,7 @@ from tables import provenance
 TARGET_SECONDS = 240.0
 
 
-def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0) -> dict:
+def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0, overrides=()) -> dict:
     """Seconds to load the cached features and train + select BAL's GAN on them."""
     import dataclasses
 
@@ -37,6 +37,7 @@ def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0) -> 
     config = run.load_config()
     if gan_preset:
         config = dataclasses.replace(config, gan=GAN_PRESETS[gan_preset]())
+    config = config.with_overrides(list(overrides))  # after the preset, as validate.py's variants
     start = time.perf_counter()
     features = RunFeatures(config, run, progress=False)
     train, selection_data = features.split("train"), features.selection_data()
@@ -45,6 +46,7 @@ def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0) -> 
     done = time.perf_counter()
     total = done - start
     return {"run": str(run.root), "preset": config.preset, "gan_preset": gan_preset or "the run's own",
+            "overrides": list(overrides),
             "features": int(len(train.labels)), "feature_dim": int(train.features.shape[-1]),
             "epochs": config.gan.epochs, "selected_epoch": result.selected_epoch,
             "seconds_load_features": round(loaded - start, 1), "seconds_gan": round(done - loaded, 1),
@@ -55,7 +57,8 @@ def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0) -> 
 def render(result: dict, source: str) -> str:
     """The README's sentence, from a raw result."""
     verdict = "meets" if result["meets_target"] else "misses"
-    return (f"Stage 2 on the `{result['preset']}` preset (GAN preset {result['gan_preset']}, "
+    changed = "".join(f", `{item}`" for item in result.get("overrides", []))
+    return (f"Stage 2 on the `{result['preset']}` preset (GAN preset {result['gan_preset']}{changed}, "
             f"{result['features']:,} cached features of dimension {result['feature_dim']}, {result['epochs']} epochs "
             f"with checkpoint selection): **{result['seconds_total']:.0f} s** wall clock "
             f"({result['seconds_load_features']:.0f} s loading features, {result['seconds_gan']:.0f} s GAN), "
@@ -69,6 +72,9 @@ def main(argv=None) -> int:
                         "or extracted on the way, which is then timed too)")
     parser.add_argument("--render", metavar="JSON", help="print the README sentence for this raw result instead")
     parser.add_argument("--gan-preset", help="time this GAN preset instead of the run's GAN settings")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="gan.FIELD=VALUE",
+                        help="change a GAN setting after the preset, e.g. gan.discriminator_units=[512,512] "
+                        "(repeatable): the stage-2 time of a validation variant")
     parser.add_argument("--seed", type=int, default=0, help="the GAN's seed (default: 0)")
     parser.add_argument("--out", type=Path, help="also write the result here (JSON, stamped)")
     args = parser.parse_args(argv)
@@ -77,7 +83,7 @@ def main(argv=None) -> int:
         return 0
     if args.run is None:
         parser.error("--run is required (or --render JSON)")
-    result = {**stage2_time(args.run, args.gan_preset, args.seed), **provenance(),
+    result = {**stage2_time(args.run, args.gan_preset, args.seed, args.overrides), **provenance(),
               "command": " ".join(["python", "benchmarks/stage2_time.py", *sys.argv[1:]])}
     text = json.dumps(result, indent=2)
     print(text)

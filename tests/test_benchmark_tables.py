@@ -268,16 +268,18 @@ def test_stage2_time_trains_on_the_runs_features_and_leaves_the_run_as_it_was(ti
 
     before = files(tiny_run)
     out = tmp_path / "stage2_time.json"
-    rc = stage2_time.main(["--run", str(tiny_run), "--out", str(out)])
+    rc = stage2_time.main(["--run", str(tiny_run), "--set", "gan.epochs=2", "--out", str(out)])
     result = json.loads(out.read_text())
     config = json.loads((tiny_run / "config.json").read_text())
-    assert result["epochs"] == config["gan"]["epochs"] and 1 <= result["selected_epoch"] <= result["epochs"]
+    assert config["gan"]["epochs"] != 2 and result["overrides"] == ["gan.epochs=2"]
+    assert result["epochs"] == 2 and 1 <= result["selected_epoch"] <= 2  # the override was trained
     assert result["seconds_total"] >= result["seconds_gan"] > 0
     assert rc == 0 and result["target_seconds"] == 240
     assert result["meets_target"] == (result["seconds_total"] < 240)
     assert {"commit", "machine", "command"} <= set(result)
     assert files(tiny_run) == before
     assert stage2_time.main(["--render", str(out)]) == 0
+    assert "`gan.epochs=2`" in stage2_time.render(result, str(out))
 
 
 def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_sentence():
