@@ -9,11 +9,23 @@ import subprocess
 from pathlib import Path
 
 
+# git pathspecs left out of the dirty check (see checkout_commit)
+IGNORED_BY_DIRTY_CHECK = [":(exclude)docs"]
+
+
 @functools.lru_cache(maxsize=None)
 def source_commit() -> str:
-    """The short commit of the checkout this package runs from, ``+dirty`` with local changes to
-    tracked files; ``unknown`` outside a git checkout (an installed copy)."""
-    root = Path(__file__).resolve().parents[1]
+    """The short commit of the checkout this package runs from (``checkout_commit``)."""
+    return checkout_commit(Path(__file__).resolve().parents[1])
+
+
+def checkout_commit(root: Path) -> str:
+    """The short commit of the git checkout at ``root``, ``+dirty`` with local changes to
+    tracked files outside ``docs/``; ``unknown`` outside a git checkout (an installed copy).
+
+    ``docs/`` holds results and prose, which change no measurement: a sweep that appends its
+    records to a committed results file (``benchmarks/protocols.py --archive``) must not stamp its
+    own later runs dirty."""
 
     def git(*args):
         try:
@@ -24,7 +36,8 @@ def source_commit() -> str:
     commit = git("rev-parse", "--short", "HEAD")
     if not commit:
         return "unknown"
-    return commit + ("+dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", *IGNORED_BY_DIRTY_CHECK)
+    return commit + ("+dirty" if changed else "")
 
 
 def machine() -> str:

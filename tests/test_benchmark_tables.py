@@ -139,6 +139,32 @@ def test_runs_at_two_commits_ran_the_same_code_when_the_code_paths_agree():
     assert not protocols.same_code("7cefba1+dirty", "7cefba1") and not protocols.same_code("unstamped", "7cefba1")
 
 
+def test_a_checkout_is_dirty_when_code_changes_and_clean_when_only_docs_change(tmp_path):
+    """A sweep appends its records to a committed file under docs/ (protocols.py --archive): that
+    must not stamp its own later runs dirty, while any change to code must."""
+    import subprocess
+
+    from bal_tf.provenance import checkout_commit
+
+    def git(*args):
+        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path, check=True,
+                       capture_output=True)
+
+    (tmp_path / "docs" / "results").mkdir(parents=True)
+    (tmp_path / "docs" / "results" / "archive.jsonl").write_text("{}\n")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "init")
+    commit = checkout_commit(tmp_path)
+    assert len(commit) >= 7 and "+dirty" not in commit
+    (tmp_path / "docs" / "results" / "archive.jsonl").write_text("{}\n{}\n")
+    assert checkout_commit(tmp_path) == commit
+    (tmp_path / "train.py").write_text("x = 2\n")
+    assert checkout_commit(tmp_path) == commit + "+dirty"
+    assert checkout_commit(tmp_path / "docs" / "missing") == "unknown"
+
+
 def protocol_cells(protocol, backbone, ood, aurocs):
     return [{"protocol": protocol, "backbone": backbone, "ood": ood, "method": m, "seeds": [0, 1],
              "auroc": a, "fpr95": [5.0, 5.0]} for m, a in aurocs.items()]
