@@ -21,6 +21,38 @@ from bal_tf.io import atomic_path
 _EPOCH_DIR = re.compile(r"^epoch_(\d{4,})$")
 
 
+def random_state_variables(model: keras.Model) -> list:
+    """The model's random-number state: the seed generators of its Dropout (and other random)
+    layers. ``model.save_weights`` leaves them out, so a resumed run would draw the first epochs'
+    dropout masks again and part from an uninterrupted run of the same seed."""
+    weights = {id(v) for v in model.weights}
+    return [v for v in model.variables if id(v) not in weights and "seed_generator" in v.path]
+
+
+def save_model_state(model: keras.Model, directory: Path) -> None:
+    """Weights (with the optimizer's state, if built) and random-number state, into ``directory``."""
+    import numpy as np
+
+    model.save_weights(directory / "model.weights.h5")
+    states = random_state_variables(model)
+    if states:
+        np.save(directory / "random_state.npy", np.stack([np.asarray(v.numpy()) for v in states]))
+
+
+def load_model_state(model: keras.Model, directory: Path) -> None:
+    """Restores what ``save_model_state`` wrote."""
+    import numpy as np
+
+    model.load_weights(directory / "model.weights.h5")
+    states = random_state_variables(model)
+    if states:
+        saved = np.load(directory / "random_state.npy", allow_pickle=False)
+        if saved.shape[0] != len(states):
+            raise ValueError(f"{directory}: random state of {saved.shape[0]} seed generators, expected {len(states)}")
+        for variable, value in zip(states, saved):
+            variable.assign(value)
+
+
 class EpochCheckpoints:
     def __init__(self, directory: str | Path, keep: int = 2):
         self.directory = Path(directory)

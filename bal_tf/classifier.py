@@ -1,6 +1,6 @@
 """Stage 1: train the classifier H = head(h(x)) with Adam and cross-entropy (paper Sec. 5.2).
 
-Resumable: after every epoch the weights and optimizer state go to ``RUN/stage1/resume/epoch_N``
+Resumable: after every epoch the weights, optimizer state and dropout's random state go to ``RUN/stage1/resume/epoch_N``
 (each written atomically, see ``bal_tf.checkpointing``); running the same command again
 continues after the newest complete epoch, on the same batches an uninterrupted run would see.
 The finished classifier is written atomically to ``RUN/classifier.keras``.
@@ -17,7 +17,7 @@ import tensorflow as tf
 
 from bal_tf import data, distribute
 from bal_tf.backbones import build_classifier
-from bal_tf.checkpointing import EpochCheckpoints, resumable_fit, seeded_epochs
+from bal_tf.checkpointing import EpochCheckpoints, load_model_state, resumable_fit, save_model_state, seeded_epochs
 from bal_tf.config import RunConfig
 from bal_tf.errors import InputError
 from bal_tf.io import atomic_path
@@ -160,8 +160,8 @@ def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = No
         lambda first_epoch: training_pipeline(train_images, train_labels, config.classifier.batch_size,
                                               config.seed, augment, first_epoch, config.classifier.epochs),
         epochs=config.classifier.epochs, steps_per_epoch=steps_per_epoch, checkpoints=checkpoints,
-        save_state=lambda path: model.save_weights(path / "model.weights.h5"),
-        load_state=lambda path: model.load_weights(path / "model.weights.h5"),
+        save_state=lambda path: save_model_state(model, path),
+        load_state=lambda path: load_model_state(model, path),
         after_save=callbacks, strategy=strategy, writes=run.writable, verbose=verbose, stage="stage 1",
         validation_data=holdout if has_holdout else None)
     train_seconds = time.time() - start

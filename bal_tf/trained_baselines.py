@@ -122,7 +122,7 @@ def gcpl_scores(model: GCPLClassifier, images: tf.data.Dataset, batch_size: int 
 
 def train_trained_baselines(config: RunConfig, run_root: str | Path, id_data=None, verbose="auto") -> dict:
     """Trains (or resumes, or loads) GCPL and AEC for a run; returns ``{"gcpl": model, "aec": model}``."""
-    from bal_tf.checkpointing import EpochCheckpoints, resumable_fit
+    from bal_tf.checkpointing import EpochCheckpoints, load_model_state, resumable_fit, save_model_state
     from bal_tf.classifier import build_optimizer, load_id_data, training_pipeline
     from bal_tf.io import atomic_path
 
@@ -153,8 +153,8 @@ def train_trained_baselines(config: RunConfig, run_root: str | Path, id_data=Non
                 model, lambda first, pairs=pairs, epochs=epochs: training_pipeline(
                     pairs[0], pairs[1], batch, config.seed, False, first, epochs),
                 epochs=epochs, steps_per_epoch=steps, checkpoints=checkpoints,
-                save_state=lambda p, model=model: model.save_weights(p / "model.weights.h5"),
-                load_state=lambda p, model=model: model.load_weights(p / "model.weights.h5"),
+                save_state=lambda p, model=model: save_model_state(model, p),
+                load_state=lambda p, model=model: load_model_state(model, p),
                 verbose=verbose, stage=f"baseline {name}")
             with atomic_path(path, suffix=".weights.h5") as tmp:
                 model.save_weights(tmp)

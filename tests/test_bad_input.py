@@ -11,7 +11,7 @@ import pytest
 
 from bal_tf import pipeline
 from bal_tf.errors import InputError
-from tests.tiny import ROOT, tiny_settings
+from tests.tiny import PLAIN_CNN, ROOT, tiny_settings
 
 
 def train_args(data_dir, run_dir, *extra):
@@ -150,7 +150,7 @@ def test_corrupt_resume_checkpoint_falls_back(provisioned_data_dir, tmp_path, ca
     """A damaged newest epoch checkpoint: warned about, the one before it is used."""
     run_dir = tmp_path / "run"
     args = train_args(provisioned_data_dir, run_dir, "--id", "mnist", "--stages", "classifier",
-                      "--set", "classifier.epochs=2")
+                      "--set", "classifier.epochs=2", "--set", PLAIN_CNN)
     resume = run_dir / "stage1" / "resume"
 
     class Crash(keras.callbacks.Callback):

@@ -13,7 +13,7 @@ import pytest
 
 from bal_tf import distribute
 from bal_tf.errors import ConfigError
-from tests.tiny import train_command
+from tests.tiny import PLAIN_CNN, train_command
 
 ROOT = Path(__file__).resolve().parents[1]
 # The loss curve of 2 workers vs 1 worker with the same global batch: they draw different
@@ -72,7 +72,7 @@ def test_two_workers_train_bal_to_identical_weights_and_the_single_worker_loss_c
 def test_train_py_with_two_workers_runs_both_stages(provisioned_data_dir, tmp_path):
     run_dir = tmp_path / "run"
     command = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "classifier.epochs=1",
-                            "gan.epochs=2")
+                            "gan.epochs=2", PLAIN_CNN)
     command += ["--strategy", "multiworker"]
     chief_out, worker_out = start_workers(lambda index: command)
     assert "2 replicas (multiworker)" in chief_out

@@ -7,7 +7,7 @@ from bal_tf import pipeline
 from bal_tf.config import get_preset
 from bal_tf.data import load_id_split, load_ood_set, to_numpy
 from bal_tf.errors import InputError
-from tests.tiny import tiny_settings
+from tests.tiny import PLAIN_CNN, tiny_settings
 
 
 def test_id_split_keeps_and_relabels_the_id_classes(provisioned_data_dir):
@@ -40,7 +40,7 @@ def test_mnist_0_to_5_run_and_its_protocol_with_a_two_dimensional_feature_layer(
 
     run_dir = tmp_path / "run"
     args = ["--preset", "mnist-0to5-cpu", "--quiet", "--data-dir", provisioned_data_dir, "--run-dir", str(run_dir),
-            *tiny_settings("classifier.epochs=1", "gan.epochs=1", "backbone.feature_dim=2")]
+            *tiny_settings("classifier.epochs=1", "gan.epochs=1", "backbone.feature_dim=2", PLAIN_CNN)]
     assert pipeline.main(args) == 0
     assert evaluate.main(["--run", str(run_dir), "--protocol", "heldout-mnist", "--limit", "300", "--quiet",
                           "--no-odin"]) == 0

@@ -11,6 +11,9 @@ ROOT = Path(__file__).resolve().parents[1]
 TINY = ["backbone.width_multiplier=0.0625", "classifier.max_train_examples=512", "classifier.epochs=2",
         "classifier.batch_size=64", "data.holdout_percent=1", "data.max_test_examples=500",
         "gan.epochs=4", "gan.batch_size=64"]
+# Tests whose subject is not the backbone (resuming, errors, distribution) train the plain CNN
+# instead: tracing even a 1/16-width ResNet-18's train step takes several seconds, each time.
+PLAIN_CNN = "backbone.arch=cnn"
 
 
 def tiny_settings(*replace: str) -> list[str]:
