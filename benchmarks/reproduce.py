@@ -92,6 +92,10 @@ def protocol_args(runs_root: str) -> list[str]:
                    "--archive", f"{RESULTS}/protocol_runs.jsonl", "--quiet"]
 
 
+# protocol runs (evaluated with GCPL) -> the OOD set GCPL's geometry is measured against
+GCPL_GEOMETRY_RUNS = [("fashion_mnist-cpu-seed0", "mnist"), ("mnist-cpu-seed0", "fashion_mnist")]
+
+
 def jobs(runs_root: str) -> list[Job]:
     r = runs_root
     tables = python("benchmarks/protocols.py", *protocol_args(r), "--summarize-only",
@@ -140,6 +144,12 @@ def jobs(runs_root: str) -> list[Job]:
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"},
             resumable=True),
         export_job(r),
+        Job("gcpl-geometry", "why GCPL scores what it does: its features and prototypes on two protocol runs",
+            [python("benchmarks/gcpl_geometry.py", "--run", f"{r}/{run}", "--ood", ood, "--out",
+                    f"{RESULTS}/gcpl_geometry_{run}.json") for run, ood in GCPL_GEOMETRY_RUNS],
+            [(python("benchmarks/gcpl_geometry.py", "--render",
+                     *[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS]),
+              "docs/DESIGN.md#gcpl-geometry")]),
         Job("test-command", "the README's test command on a fresh clone (run it on an idle machine)",
             [python("benchmarks/test_command_timing.py", "--out", f"{RESULTS}/test_command_timing.json")],
             [(python("benchmarks/test_command_timing.py", "--render", f"{RESULTS}/test_command_timing.json"),

@@ -500,3 +500,25 @@ def test_family_radii_reports_every_validation_family_and_the_negatives(tiny_run
     # (the geometry itself is checked on Gaussian data above: the tiny run's features are not
     # those of a trained classifier)
     assert "| noise_blobs |" in capsys.readouterr().out
+
+
+def test_gcpl_geometry_reports_when_weak_ood_features_sit_nearer_the_prototypes():
+    """The diagnostic's numbers on features built so that GCPL's rule must fail: ID features at
+    twice the prototypes' norm along their own prototype, OOD features near the prototypes."""
+    import gcpl_geometry
+
+    rng = np.random.default_rng(0)
+    prototypes = np.eye(3, 8)
+    labels = rng.integers(0, 3, 300)
+    id_features = 2.0 * prototypes[labels] + 0.05 * rng.normal(size=(300, 8))
+    ood_features = 1.0 * prototypes[rng.integers(0, 3, 200)] + 0.05 * rng.normal(size=(200, 8))
+    report = gcpl_geometry.prototype_geometry(id_features, ood_features, prototypes, gamma=1.0, id_labels=labels)
+    assert report["accuracy"] == 1.0
+    assert report["auroc"]["gcpl_minus_nearest_squared_distance"] < 0.05  # nearer the prototypes = "more ID"
+    assert report["auroc"]["feature_norm"] > 0.95
+    assert report["prototype_norm"]["median"] == pytest.approx(1.0)
+    assert report["feature_norm"]["id"]["median"] == pytest.approx(2.0, abs=0.1)
+    assert report["nearest_prototype_squared_distance"]["ood"]["median"] < 0.1
+    text = gcpl_geometry.markdown({**report, "run": "r", "commit": "c", "id": "a", "ood": "b",
+                                   "gamma": 1.0, "prototype_weight": 0.01})
+    assert "| GCPL: minus nearest-prototype squared distance | " in text and "accuracy 100.00%" in text
