@@ -18,7 +18,8 @@ from tables import markdown_table
 def parity_text(info: dict, source: str) -> str:
     parity, aurocs = info["parity"], info.get("auroc_parity", {})
     sizes = {mode: info[f"tflite_{mode}"]["bytes"] / 1e6 for mode in ("float32", "full_int8") if f"tflite_{mode}" in info}
-    lines = [f"From `{source}`: SavedModel vs Keras max abs difference "
+    where = f" (export of commit {info.get('commit', 'unstamped')}, {info.get('machine', 'machine unknown')})"
+    lines = [f"From `{source}`{where}: SavedModel vs Keras max abs difference "
              f"{parity['saved_model_vs_keras_max_abs']:.1e}, float TFLite {parity['tflite_float32_vs_keras_max_abs']:.1e}."]
     if aurocs:
         lines.append(f"{aurocs['ood']} AUROC on {aurocs['images_each']:,} + {aurocs['images_each']:,} images: "

@@ -266,13 +266,15 @@ def test_export_report_renders_parity_and_latency_from_the_raw_json(tmp_path, ca
     info = {"parity": {"saved_model_vs_keras_max_abs": 5.1e-7, "tflite_float32_vs_keras_max_abs": 1.0e-6},
             "auroc_parity": {"ood": "fashion_mnist", "images_each": 2000, "keras": 0.9894, "bal_float32": 0.9894,
                              "bal_dynamic_range": 0.99, "bal_full_int8": 0.9908},
-            "tflite_float32": {"bytes": 3_200_000}, "tflite_full_int8": {"bytes": 890_000}}
+            "tflite_float32": {"bytes": 3_200_000}, "tflite_full_int8": {"bytes": 890_000},
+            "commit": "def", "machine": "x86_64, 2 CPUs, no GPU"}
     batch = {"exported_ms": 3.5, "backbone_ms": 3.3, "ratio": 1.023, "ratio_iqr": [0.94, 1.11], "bal_part_ratio": 0.18}
     latency = {"batch1": batch, "batch256": batch, "commit": "abc", "machine": "x86_64", "cpus": 2, "command": "c"}
     (tmp_path / "info.json").write_text(json.dumps(info))
     (tmp_path / "export_latency_default.json").write_text(json.dumps(latency))
     export_report.main(["--info", str(tmp_path / "info.json"), str(tmp_path / "export_latency_default.json")])
     out = capsys.readouterr().out
+    assert "(export of commit def, x86_64, 2 CPUs, no GPU)" in out
     assert "Keras 98.94, float32 TFLite 98.94, dynamic-range 99.00, full int8 99.08 (0.89 MB against 3.20 MB" in out
     assert "| default | 1.023 [0.94-1.11], 3.50 vs 3.30 ms; BAL's part 18.0% |" in out and "commit abc" in out
 
