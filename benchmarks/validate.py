@@ -147,6 +147,10 @@ def summaries_from_file(path: Path | list[Path], cross_run_only: bool = False) -
     invocation scores again with the same values, counted once); with several runs, a
     cross-run table of BAL's mean rank too (``cross_run_only``: that table alone)."""
     paths = [Path(p) for p in (path if isinstance(path, (list, tuple)) else [path])]
+    missing = [p for p in paths if not p.is_file()]
+    if missing:  # e.g. reproduce.py --render-only before its validation job has measured them
+        return (f"No records yet in {', '.join(map(str, missing))}: `python benchmarks/reproduce.py --only "
+                "validation` measures them.\n")
     per_run: dict[str, list[dict]] = {}
     seen = set()
     for line in (line for p in paths for line in p.read_text().splitlines()):
@@ -193,6 +197,7 @@ def main(argv=None):
     if args.summarize:
         text = summaries_from_file(args.summarize, args.cross_run_only)
         if args.markdown:
+            args.markdown.parent.mkdir(parents=True, exist_ok=True)
             args.markdown.write_text(text)
         print(text)
         return
@@ -216,6 +221,7 @@ def main(argv=None):
 def report(run, records: list[dict], out: Path | None) -> None:
     """Appends one run's records to ``out`` (JSON lines) and prints their table."""
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         with open(out, "a") as handle:
             handle.writelines(json.dumps(r) + "\n" for r in records)
     print(f"## {run}\n\n{summary_table(records)}\n", flush=True)

@@ -524,3 +524,25 @@ def test_gcpl_geometry_reports_when_weak_ood_features_sit_nearer_the_prototypes(
     text = gcpl_geometry.markdown({**report, "run": "r", "commit": "c", "id": "a", "ood": "b",
                                    "gamma": 1.0, "prototype_weight": 0.01})
     assert "| GCPL: minus nearest-prototype squared distance | " in text and "accuracy 100.00%" in text
+
+
+def test_reproduce_validation_job_never_rewrites_the_decision_logs_raw_files():
+    """The decision log's raw files hold evidence measured when each decision was made: the job
+    re-measures the presets into files of its own and only renders the decision log's."""
+    import reproduce
+
+    job = next(j for j in reproduce.jobs("R") if j.name == "validation")
+    decision_log = {f"docs/results/validation/{name}-seed0.jsonl" for name in reproduce.VALIDATION_RUNS}
+    assert set(job.sweeps.values()) == {f"{reproduce.FINAL_VALIDATION}/{name}-seed0.jsonl"
+                                        for name in reproduce.VALIDATION_RUNS}
+    written = {arg for command in job.measure for arg in command} | set(job.sweeps) | set(job.sweeps.values())
+    assert not decision_log & written
+    assert all(any(path in command for command, _ in job.render) for path in decision_log)
+    from bal_tf.config import GAN_PRESETS
+
+    assert {v.removeprefix("gan_preset=") for v in reproduce.VALIDATION_VARIANTS} <= set(GAN_PRESETS)
+
+
+def test_validation_summary_of_files_not_measured_yet_says_so(tmp_path):
+    text = validate.summaries_from_file([tmp_path / "final" / "a.jsonl"])
+    assert text.startswith("No records yet in") and "reproduce.py --only validation" in text
