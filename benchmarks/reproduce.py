@@ -48,8 +48,11 @@ VALIDATION_RUNS = ["mnist-4to9-cpu", "mnist-4to9-cnn-cpu", "fashion_mnist-4to9-c
 # its own (FINAL_VALIDATION). The decision log's raw files (docs/results/validation/NAME-seed0.jsonl)
 # hold each decision's evidence as measured when it was made (every record stamped with its commit;
 # about 45 variants, some read by epoch_ensembles.py): the job renders them, never rewrites them.
+# Also the default without its EMA of D (selection kept), which separates the EMA from the
+# selection (the decision log's EMA row: first measured only together, as no EMA + last epoch).
 VALIDATION_VARIANTS = [f"gan_preset={name}" for name in
                        ("default", "no_boundary", "whitened_shells", "shells", "stable", "paper", "paper_literal")]
+VALIDATION_VARIANTS.append("gan_preset=default,gan.d_ema_decay=0.0")
 FINAL_VALIDATION = f"{RESULTS}/validation/final"
 BLOCK = "<!-- reproduce:{name}:{edge} -->"
 
