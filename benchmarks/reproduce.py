@@ -18,7 +18,7 @@ go to a temporary file that replaces the committed one only when the sweep has f
 kill never leaves a half-written raw file. The validation and ablation sweeps keep the runs
 (classifiers) their temporary file has finished, by the same code, and redo only the others:
 committed, that file carries them to a machine without the run dirs. Finished jobs are recorded, with their commit, in
-``RUNS_ROOT/reproduce_state.json``. The protocol jobs keep every finished run's evaluation in
+``RUNS_ROOT/reproduce_state.json`` and not measured again while HEAD differs from that commit only under docs/. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
 
@@ -232,9 +232,22 @@ def commit() -> str:
                           text=True).stdout.strip() or "unknown"
 
 
+def measured_by_this_code(done_at: str | None) -> bool:
+    """True if a job recorded as measured at ``done_at`` need not run again: HEAD differs from it
+    only under docs/ (results files and prose, which the jobs themselves commit between sessions)."""
+    if not done_at:
+        return False
+    if done_at == commit():
+        return True
+    diff = subprocess.run(["git", "diff", "--quiet", done_at, "HEAD", "--", ".", ":(exclude)docs"], cwd=ROOT,
+                          capture_output=True)
+    return diff.returncode == 0
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--all", action="store_true", help="every job not yet done at this commit")
+    parser.add_argument("--all", action="store_true",
+                        help="every job not yet done at this commit (or one that differs from it only under docs/)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="this job (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the jobs")
     parser.add_argument("--runs-root", default="runs", help="where the jobs' run directories live")
@@ -259,8 +272,9 @@ def main(argv=None) -> int:
     for job in selected:
         done_at = state.get(job.name, {}).get("commit")
         if not args.render_only:
-            if done_at == commit() and not args.force:
-                print(f"reproduce: {job.name}: measured at this commit ({done_at}) already; rendering only")
+            if measured_by_this_code(done_at) and not args.force:
+                print(f"reproduce: {job.name}: measured at {done_at} (the same code outside docs/) already; "
+                      "rendering only")
             else:
                 start = time.time()
                 for temporary in job.sweeps if not job.resumable else []:

@@ -165,6 +165,35 @@ def test_a_checkout_is_dirty_when_code_changes_and_clean_when_only_docs_change(t
     assert checkout_commit(tmp_path / "docs" / "missing") == "unknown"
 
 
+def test_reproduce_skips_a_job_measured_by_the_same_code_outside_docs(tmp_path, monkeypatch):
+    """Jobs commit their raw results under docs/ between sessions: such commits must not make
+    reproduce.py measure a finished job again, while a change to code must."""
+    import subprocess
+
+    import reproduce
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "raw.jsonl").write_text("{}\n")
+    (tmp_path / "train.py").write_text("x = 1\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "measured")
+    measured = git("rev-parse", "--short", "HEAD")
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    assert reproduce.measured_by_this_code(measured)
+    assert not reproduce.measured_by_this_code(None)
+    (tmp_path / "docs" / "raw.jsonl").write_text("{}\n{}\n")
+    git("commit", "-qam", "results")
+    assert reproduce.commit() != measured and reproduce.measured_by_this_code(measured)
+    (tmp_path / "train.py").write_text("x = 2\n")
+    git("commit", "-qam", "code")
+    assert not reproduce.measured_by_this_code(measured)
+
+
 def protocol_cells(protocol, backbone, ood, aurocs):
     return [{"protocol": protocol, "backbone": backbone, "ood": ood, "method": m, "seeds": [0, 1],
              "auroc": a, "fpr95": [5.0, 5.0]} for m, a in aurocs.items()]
