@@ -23,8 +23,10 @@ committed, that file carries them to a machine without the run dirs. Finished jo
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
 
 Full cost on the 2-core CPU machine: roughly 4 h for the protocols (2 backbones x 4 protocols x
-3 seeds), 2.5 h for each other GAN preset on them, 4 h for the GAN presets on the validation runs, 1.5 h
-for Tables 1-2, 2 h for Table 3.
+3 seeds); for each other GAN preset on them about 10 h (24 runs; paper_literal's stage 2 alone took
+1108-2295 s per ResNet-18 MNIST run here, the default's ~230 s; the preset runs reuse the default runs' cached features and skip
+ODIN, see protocols.BAL_ROWS_ONLY); 4 h for the GAN presets on the validation runs, 1.5 h for Tables
+1-2, 2 h for Table 3.
 """
 
 from __future__ import annotations
