@@ -99,6 +99,21 @@ def protocol_args(runs_root: str) -> list[str]:
 GCPL_GEOMETRY_RUNS = [("fashion_mnist-cpu-seed0", "mnist"), ("mnist-cpu-seed0", "fashion_mnist")]
 
 
+def bal_geometry_cells() -> list[tuple[str, str, str, list[str]]]:
+    """Every cell of protocols.json: (protocol, backbone, OOD set, its default runs' names)."""
+    from protocols import ARCH_INFIX, EXTRA_OOD, PROTOCOL_PRESETS, preset_for, run_dir_name
+
+    from bal_tf.protocols import PROTOCOLS
+
+    return [(protocol, arch, ood, [run_dir_name(preset_for(protocol, "cpu", arch), seed, None) for seed in (0, 1, 2)])
+            for arch in ARCH_INFIX for protocol in PROTOCOL_PRESETS
+            for ood in ["+".join(PROTOCOLS[protocol][1])] + EXTRA_OOD.get(protocol, [])]
+
+
+def bal_geometry_file(protocol: str, arch: str, ood: str) -> str:
+    return f"{RESULTS}/bal_geometry/{protocol}-{arch}-{ood}.json"
+
+
 def jobs(runs_root: str) -> list[Job]:
     r = runs_root
     tables = python("benchmarks/protocols.py", *protocol_args(r), "--summarize-only",
@@ -158,6 +173,14 @@ def jobs(runs_root: str) -> list[Job]:
             [(python("benchmarks/gcpl_geometry.py", "--render",
                      *[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS]),
               "docs/DESIGN.md#gcpl-geometry")]),
+        Job("bal-geometry", "why BAL scores what it does per protocol cell: test OOD features vs D's shells, "
+            "D alone vs the distance alone (explains, chooses nothing)",
+            [python("benchmarks/bal_geometry.py", *[arg for run in runs for arg in ("--run", f"{r}/{run}")],
+                    "--ood", ood, "--cell", f"{protocol}, {arch}: {ood}", "--out", bal_geometry_file(protocol, arch, ood))
+             for protocol, arch, ood, runs in bal_geometry_cells()],
+            [(python("benchmarks/bal_geometry.py", "--render",
+                     *[bal_geometry_file(p, a, o) for p, a, o, _ in bal_geometry_cells()]),
+              "docs/DESIGN.md#bal-geometry")]),
         Job("test-command", "the README's test command on a fresh clone (run it on an idle machine)",
             [python("benchmarks/test_command_timing.py", "--out", f"{RESULTS}/test_command_timing.json")],
             [(python("benchmarks/test_command_timing.py", "--render", f"{RESULTS}/test_command_timing.json"),

@@ -613,3 +613,37 @@ def test_a_gan_preset_run_reuses_the_default_runs_features_and_skips_odin(tmp_pa
     protocols.run_protocol("offline-mnist", 1, "cpu", runs_root, True, arch="cnn")
     assert commands[-1][1].endswith("evaluate.py") and "--no-odin" not in commands[-1]
     assert not (runs_root / "mnist-cnn-cpu-seed1" / "features").exists()
+
+
+def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
+    import bal_geometry
+
+    rng = np.random.default_rng(0)
+    id_distance, ood_distance = rng.uniform(0.5, 1.4, 500), rng.uniform(1.6, 3.0, 400)
+    # D that cannot tell them apart (same logits), p1 a little better than chance
+    id_scores = {"bal_p2_only": rng.normal(2.0, 1.0, 500), "max_softmax": rng.normal(0.6, 0.2, 500)}
+    ood_scores = {"bal_p2_only": rng.normal(2.0, 1.0, 400), "max_softmax": rng.normal(0.5, 0.2, 400)}
+    id_scores["bal"], ood_scores["bal"] = id_scores["max_softmax"], ood_scores["max_softmax"]
+
+    report = bal_geometry.run_geometry(id_distance, ood_distance, id_scores, ood_scores, [2.0, 4.0])
+
+    assert report["auroc"]["distance"] == 1.0  # nearer the class mean ranks as more ID
+    assert abs(report["auroc"]["bal_p2_only"] - 0.5) < 0.06
+    bands = report["bands"]
+    assert [(b["from"], b["to"]) for b in bands] == [(0.0, 1.5), (1.5, 2.0), (2.0, 4.0), (4.0, float("inf"))]
+    assert sum(b["ood_share"] for b in bands) == pytest.approx(1.0) and bands[0]["ood_share"] == 0.0
+    assert bands[0]["id_share"] == 1.0 and bands[3]["ood_mean_p2"] is None
+    assert bands[1]["ood_mean_p2"] == pytest.approx(np.mean(1 / (1 + np.exp(-ood_scores["bal_p2_only"][
+        (ood_distance >= 1.5) & (ood_distance < 2.0)]))))
+    assert report["distance_over_radius"]["ood"]["median"] == pytest.approx(np.median(ood_distance), abs=1e-4)
+    text = bal_geometry.markdown({"cell": "c", "commit": "x", "runs": [{**report, "shell_radius": [2.0, 4.0]}]})
+    assert "| [1.5, 2) | " in text and "100.00" in text
+
+
+def test_bal_geometry_says_what_a_run_lacks(tmp_path):
+    import bal_geometry
+    from bal_tf.errors import InputError
+
+    (tmp_path / "features").mkdir()
+    with pytest.raises(InputError, match="ood_mnist.npz.*evaluated by evaluate.py"):
+        bal_geometry.load_run(tmp_path, "mnist")
