@@ -61,7 +61,8 @@ def run_geometry(id_distance, ood_distance, id_scores: dict, ood_scores: dict, s
     bands = []
     for low, high in distance_bands(shell_radius):
         in_id, in_ood = (id_distance >= low) & (id_distance < high), (ood_distance >= low) & (ood_distance < high)
-        bands.append({"from": low, "to": high, "ood_share": float(in_ood.mean()), "id_share": float(in_id.mean()),
+        bands.append({"from": low, "to": None if high == float("inf") else high,  # JSON has no inf
+                      "ood_share": float(in_ood.mean()), "id_share": float(in_id.mean()),
                       "ood_mean_p2": float(p2["ood"][in_ood].mean()) if in_ood.any() else None,
                       "id_mean_p2": float(p2["id"][in_id].mean()) if in_id.any() else None})
     return {"distance_over_radius": {"id": quantiles(id_distance), "ood": quantiles(ood_distance)},
@@ -121,7 +122,7 @@ def markdown(report: dict) -> str:
             values = [r["bands"][index][key] for r in runs if r["bands"][index][key] is not None]
             return spread([scale * v for v in values]) if len(values) == seeds else (
                 "-" if not values else f"{np.mean(values) * scale:.2f} ({len(values)} seeds)")
-        high = "inf" if band["to"] == float("inf") else f"{band['to']:g}"
+        high = "inf" if band["to"] is None else f"{band['to']:g}"
         lines.append(f"| [{band['from']:g}, {high}) | {column('ood_share', 100)} | {column('id_share', 100)} | "
                      f"{column('ood_mean_p2')} | {column('id_mean_p2')} |")
     return "\n".join(lines)

@@ -46,6 +46,9 @@ def emit_report(report: dict, text: str, out=None, markdown=None) -> None:
     import json
 
     print(text)
+    for path in (markdown, out):
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
     if markdown:
         markdown.write_text(generated(report, text) + "\n")
     if out:

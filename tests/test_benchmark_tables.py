@@ -630,7 +630,7 @@ def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
     assert report["auroc"]["distance"] == 1.0  # nearer the class mean ranks as more ID
     assert abs(report["auroc"]["bal_p2_only"] - 0.5) < 0.06
     bands = report["bands"]
-    assert [(b["from"], b["to"]) for b in bands] == [(0.0, 1.5), (1.5, 2.0), (2.0, 4.0), (4.0, float("inf"))]
+    assert [(b["from"], b["to"]) for b in bands] == [(0.0, 1.5), (1.5, 2.0), (2.0, 4.0), (4.0, None)]
     assert sum(b["ood_share"] for b in bands) == pytest.approx(1.0) and bands[0]["ood_share"] == 0.0
     assert bands[0]["id_share"] == 1.0 and bands[3]["ood_mean_p2"] is None
     assert bands[1]["ood_mean_p2"] == pytest.approx(np.mean(1 / (1 + np.exp(-ood_scores["bal_p2_only"][
