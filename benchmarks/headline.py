@@ -124,6 +124,9 @@ def headline_markdown(results: dict, source: str = "docs/results/protocols.json"
         "Targets (issue 13):",
         "",
         *targets_report(summaries),
+        "",
+        "Why each missed cell misses (where its test OOD features lie in D's space, D alone against the distance "
+        "alone): docs/DESIGN.md, \"Why BAL misses its targets on the test protocols\".",
         *paper_recipe_section(results),
     ])
 
