@@ -56,7 +56,8 @@ def emit_report(report: dict, text: str, out=None, markdown=None) -> None:
 
 # What a measured number depends on: records written at two commits that agree on these paths
 # ran the same code (commits of docs, tests or benchmarks in between change nothing they measured).
-CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "requirements.txt", "requirements-cpu.txt"]
+# (export/: the export job measures what its scripts write)
+CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "export", "requirements.txt", "requirements-cpu.txt"]
 # ... except the file that writes the stamp itself: it computes nothing that is measured.
 NOT_MEASURED = [":(exclude)bal_tf/provenance.py"]
 
