@@ -11,6 +11,7 @@ half from the raw files already there.
     python benchmarks/reproduce.py --only protocols --only table1-2
     python benchmarks/reproduce.py --all --render-only   # docs from the raw files, no training
     python benchmarks/reproduce.py --all --dry-run       # print the commands
+    python benchmarks/reproduce.py --status              # which jobs' committed raw results HEAD's code measured
 
 Resumable: a killed job is redone from its start on the next call, and the commands inside it
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
@@ -60,6 +61,8 @@ VALIDATION_VARIANTS = [f"gan_preset={name}" for name in
 VALIDATION_VARIANTS.append("gan_preset=default,gan.d_ema_decay=0.0")
 FINAL_VALIDATION = f"{RESULTS}/validation/final"
 BLOCK = "<!-- reproduce:{name}:{edge} -->"
+# what a fresh clone's setup runs (the timing jobs measure it too)
+SETUP_PATHS = ["scripts", "pyproject.toml", "requirements-dev.txt"]
 
 
 @dataclasses.dataclass
@@ -76,6 +79,9 @@ class Job:
         render: ``(command, target)``: the command's stdout replaces the block ``target``
             (``"FILE#BLOCK"``, between ``<!-- reproduce:BLOCK:begin/end -->``) or, with target
             ``None``, the command writes its own files.
+        raw, archived_runs, depends: what ``--status`` checks: the job is current when every raw
+            file's records and every archived run were measured by HEAD's code (tables.CODE_PATHS
+            plus ``depends``, e.g. tests/ for the test command's timing).
     """
 
     name: str
@@ -84,6 +90,9 @@ class Job:
     render: list[tuple[list[str], str | None]]
     sweeps: dict[str, str] = dataclasses.field(default_factory=dict)
     resumable: bool = False  # the sweep keeps its temporary file's finished runs (ablations.py)
+    raw: list[str] = dataclasses.field(default_factory=list)  # stamped raw files it writes (--status)
+    archived_runs: list[str] = dataclasses.field(default_factory=list)  # run names it adds to the protocol archive
+    depends: list[str] = dataclasses.field(default_factory=list)  # code it measures beyond tables.CODE_PATHS
 
 
 def python(script: str, *args: str) -> list[str]:
@@ -113,6 +122,15 @@ def bal_geometry_cells() -> list[tuple[str, str, str, list[str]]]:
             for ood in ["+".join(PROTOCOLS[protocol][1])] + EXTRA_OOD.get(protocol, [])]
 
 
+def protocol_run_names(arches, gan_preset: str | None = None) -> list[str]:
+    """The run dir names a protocol job archives (protocols.py: <preset>[-gan_<NAME>]-seed<N>)."""
+    from protocols import gan_preset_tag, preset_for, run_dir_name
+
+    tag = gan_preset_tag(gan_preset) if gan_preset else None
+    return [run_dir_name(preset_for(protocol, "cpu", arch), seed, tag)
+            for arch in arches for protocol in PROTOCOLS for seed in (0, 1, 2)]
+
+
 def bal_geometry_file(protocol: str, arch: str, ood: str) -> str:
     return f"{RESULTS}/bal_geometry/{protocol}-{arch}-{ood}.json"
 
@@ -130,11 +148,13 @@ def jobs(runs_root: str) -> list[Job]:
         Job("protocols", "test protocols, both backbones, 3 seeds, every method incl. GCPL / AEC (default GAN)",
             [python("benchmarks/protocols.py", *protocol_args(r), "--trained-baselines",
                     "--out", f"{r}/protocols_default.md")],
-            [(tables, None), (python("benchmarks/headline.py"), None)]),
+            [(tables, None), (python("benchmarks/headline.py"), None)],
+            archived_runs=protocol_run_names(("resnet18", "cnn"))),
         *[Job(f"protocols-{name}", f"the {name} GAN preset on the protocols' classifiers",
               [python("benchmarks/protocols.py", *protocol_args(r, PAPER_PRESET_ARCHES), "--gan-preset", name,
                       "--out", f"{r}/protocols_{name}.md")],
-              [(tables, None), (python("benchmarks/headline.py"), None)])
+              [(tables, None), (python("benchmarks/headline.py"), None)],
+              archived_runs=protocol_run_names(PAPER_PRESET_ARCHES, name))
           for name in OTHER_GAN_PRESETS],
         Job("validation", "the GAN presets on the three validation runs, 3 GAN seeds; the decision log's tables",
             [python("train.py", "--preset", name, "--run-dir", run, "--stages", "classifier", "--quiet")
@@ -151,7 +171,8 @@ def jobs(runs_root: str) -> list[Job]:
               "docs/DESIGN.md#validation-presets"),
              (python("benchmarks/validate.py", "--summarize", *final_raw,
                      "--markdown", f"{FINAL_VALIDATION}/summary.md"), None)],
-            sweeps={raw + ".partial": raw for raw in final_raw}, resumable=True),
+            sweeps={raw + ".partial": raw for raw in final_raw}, resumable=True, raw=final_raw,
+            depends=["benchmarks/validate.py"]),
         Job("table1-2", "Tables 1 and 2 (loss terms, lambda_c) on the MNIST runs of the protocols",
             [python("benchmarks/ablations.py", "--table", "1", "--table", "2", "--ood", "fashion_mnist",
                     "--runs", *mnist_runs, "--out", f"{RESULTS}/ablations_mnist_cpu.jsonl.partial")],
@@ -160,7 +181,7 @@ def jobs(runs_root: str) -> list[Job]:
              (python("benchmarks/summarize_sweep.py", f"{RESULTS}/ablations_mnist_cpu.jsonl", "--ood",
                      "fashion_mnist", "--prefix", "table2:"), "docs/results/REPRODUCTION.md#table2")],
             sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"},
-            resumable=True),
+            resumable=True, raw=[f"{RESULTS}/ablations_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
         Job("table3", "Table 3 (uniform vs low-density Gaussian vs whole Gaussian, dims 2-512)",
             [python("benchmarks/ablations.py", "--table", "3", "--table3-classifier-seed", "0", "--ood",
                     "fashion_mnist", "--table3-root", f"{r}/ablation", "--out",
@@ -168,14 +189,16 @@ def jobs(runs_root: str) -> list[Job]:
             [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
                      "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"},
-            resumable=True),
+            resumable=True, raw=[f"{RESULTS}/table3_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
         export_job(r),
         Job("gcpl-geometry", "why GCPL scores what it does: its features and prototypes on two protocol runs",
             [python("benchmarks/gcpl_geometry.py", "--run", f"{r}/{run}", "--ood", ood, "--out",
                     f"{RESULTS}/gcpl_geometry_{run}.json") for run, ood in GCPL_GEOMETRY_RUNS],
             [(python("benchmarks/gcpl_geometry.py", "--render",
                      *[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS]),
-              "docs/DESIGN.md#gcpl-geometry")]),
+              "docs/DESIGN.md#gcpl-geometry")],
+            raw=[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS],
+            depends=["benchmarks/gcpl_geometry.py"]),
         Job("bal-geometry", "why BAL scores what it does per protocol cell: test OOD features vs D's shells, "
             "D alone vs the distance alone (explains, chooses nothing)",
             [python("benchmarks/bal_geometry.py", *[arg for run in runs for arg in ("--run", f"{r}/{run}")],
@@ -183,20 +206,25 @@ def jobs(runs_root: str) -> list[Job]:
              for protocol, arch, ood, runs in bal_geometry_cells()],
             [(python("benchmarks/bal_geometry.py", "--render",
                      *[bal_geometry_file(p, a, o) for p, a, o, _ in bal_geometry_cells()]),
-              "docs/DESIGN.md#bal-geometry")]),
+              "docs/DESIGN.md#bal-geometry")],
+            raw=[bal_geometry_file(p, a, o) for p, a, o, _ in bal_geometry_cells()],
+            depends=["benchmarks/bal_geometry.py", "benchmarks/family_radii.py"]),
         Job("test-command", "the README's test command on a fresh clone (run it on an idle machine)",
             [python("benchmarks/test_command_timing.py", "--out", f"{RESULTS}/test_command_timing.json")],
             [(python("benchmarks/test_command_timing.py", "--render", f"{RESULTS}/test_command_timing.json"),
-              "README.md#test-command")]),
+              "README.md#test-command")],
+            raw=[f"{RESULTS}/test_command_timing.json"], depends=SETUP_PATHS + ["tests", ".ci"]),
         Job("readme-timing", "the README's run command on a fresh clone, part by part (run it on an idle machine)",
             [python("benchmarks/readme_timing.py", "--out", f"{RESULTS}/readme_timing.json", "--conditions", "idle")],
             [(python("benchmarks/readme_timing.py", "--render", f"{RESULTS}/readme_timing.json"),
-              "README.md#readme-timing")]),
+              "README.md#readme-timing")],
+            raw=[f"{RESULTS}/readme_timing.json"], depends=SETUP_PATHS),
         Job("stage2-time", "stage 2's wall-clock time at the CPU preset (run it on an idle machine)",
             [python("benchmarks/stage2_time.py", "--run", f"{r}/mnist-cpu-seed0", "--gan-preset", "default",
                     "--out", f"{RESULTS}/stage2_time_mnist-cpu.json")],
             [(python("benchmarks/stage2_time.py", "--render", f"{RESULTS}/stage2_time_mnist-cpu.json"),
-              "README.md#stage2-time")]),
+              "README.md#stage2-time")],
+            raw=[f"{RESULTS}/stage2_time_mnist-cpu.json"], depends=["benchmarks/stage2_time.py"]),
         Job("figures", "Figures 1, 4 and 5: the 2-D toy and MNIST with a 2-neuron penultimate layer",
             [python("train.py", "--preset", "mnist-cpu", "--set", "backbone.feature_dim=2", "--run-dir",
                     f"{r}/mnist-cpu-dim2-seed0", "--quiet"),
@@ -220,7 +248,8 @@ def export_job(r: str) -> Job:
          python("benchmarks/export_latency.py", "--run", run, "--saved-model", f"{out}/saved_model", "--out", latency[0]),
          python("export/export_model.py", "--run", run, "--out", xla, "--xla", "all", "--no-tflite"),
          python("benchmarks/export_latency.py", "--run", run, "--saved-model", f"{xla}/saved_model", "--out", latency[1])],
-        [(python("benchmarks/export_report.py", "--info", info, *latency), "README.md#export")])
+        [(python("benchmarks/export_report.py", "--info", info, *latency), "README.md#export")],
+        raw=[info, *latency], depends=["benchmarks/export_latency.py"])
 
 
 def replace_block(text: str, name: str, content: str, path: str = "") -> str:
@@ -272,12 +301,57 @@ def measured_by_this_code(done_at: str | None) -> bool:
     return diff.returncode == 0
 
 
+def record_commits(path: Path) -> list[str]:
+    """The commit stamp of each record of a raw file (JSON: one; JSON lines: one per line;
+    ``unstamped`` where a record has none)."""
+    records = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+               if path.suffix == ".jsonl" else [json.loads(path.read_text())])
+    return [r.get("commit") or r.get("results", {}).get("commit") or "unstamped" for r in records]
+
+
+def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
+    """Whether a job's raw results were all measured by HEAD's code, and one line per raw file or
+    archive: ``same_code(commit, head, extra_paths)`` decides (tables.same_code in main)."""
+    current, lines = True, []
+    for raw in job.raw:
+        path = ROOT / raw
+        if not path.is_file():
+            current = False
+            lines.append(f"{raw}: missing")
+            continue
+        commits = sorted(set(record_commits(path)))
+        stale = [c for c in commits if not same_code(c, head, job.depends)]
+        current &= not stale
+        lines.append(f"{raw}: " + (f"current (measured at {', '.join(commits)})" if not stale else
+                                   f"stale (measured at {', '.join(stale)}, other code than {head})"))
+    if job.archived_runs:
+        archive = ROOT / RESULTS / "protocol_runs.jsonl"
+        records = {}
+        if archive.is_file():
+            for line in archive.read_text().splitlines():
+                if line.strip():
+                    record = json.loads(line)
+                    records[record["run"]] = record["results"].get("commit", "unstamped")
+        done = [run for run in job.archived_runs if run in records and same_code(records[run], head, job.depends)]
+        current &= len(done) == len(job.archived_runs)
+        missing = [run for run in job.archived_runs if run not in done]
+        lines.append(f"{RESULTS}/protocol_runs.jsonl: {len(done)} of {len(job.archived_runs)} runs at this code"
+                     + (f" (to do: {', '.join(missing)})" if missing else ""))
+    if not job.raw and not job.archived_runs:
+        current = False
+        lines.append("no stamped raw file (it writes figures): re-run it at the final commit")
+    return current, lines
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--all", action="store_true",
                         help="every job not yet done at this commit (or one that differs from it only under docs/)")
     parser.add_argument("--only", action="append", default=[], metavar="NAME", help="this job (repeatable)")
     parser.add_argument("--list", action="store_true", help="list the jobs")
+    parser.add_argument("--status", action="store_true",
+                        help="which jobs' raw results were measured by HEAD's code (committed files only; "
+                             "exit 1 if any is not)")
     parser.add_argument("--runs-root", default="runs", help="where the jobs' run directories live")
     parser.add_argument("--render-only", action="store_true", help="only regenerate docs from the raw files")
     parser.add_argument("--force", action="store_true", help="redo jobs already done at this commit")
@@ -289,6 +363,18 @@ def main(argv=None) -> int:
         for job in known:
             print(f"{job.name:26s} {job.what}")
         return 0
+    if args.status:
+        from tables import same_code
+
+        head, current = commit(), 0
+        for job in known:
+            ok, lines = job_status(job, head, same_code)
+            current += ok
+            print(f"{job.name:26s} {'current' if ok else 'TO DO'}")
+            for line in lines:
+                print(f"{'':28s}{line}")
+        print(f"reproduce: {current} of {len(known)} jobs measured by the code of {head}")
+        return 0 if current == len(known) else 1
     unknown = [n for n in args.only if n not in names]
     if unknown:
         parser.error(f"unknown job(s) {unknown}; known: {names}")

@@ -6,6 +6,8 @@ so through ``SPREAD_LABEL`` in its table's caption.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 SPREAD_LABEL = "mean ± sample std (ddof=1) over {n} seeds"
@@ -62,16 +64,21 @@ CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "export", "requirements.txt",
 NOT_MEASURED = [":(exclude)bal_tf/provenance.py"]
 
 
-def same_code(commit: str, other: str) -> bool:
-    """True if two clean commits agree on CODE_PATHS (unknown commits: False)."""
-    import subprocess
-    from pathlib import Path
-
+def same_code(commit: str, other: str, extra_paths=()) -> bool:
+    """True if two clean commits agree on CODE_PATHS and ``extra_paths`` (unknown commits: False)."""
     if "+dirty" in commit or "+dirty" in other or "unstamped" in (commit, other) or "?" in (commit, other):
         return False
     if commit == other:
         return True
-    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *CODE_PATHS, *NOT_MEASURED],
+    return _git_agrees(commit, other, tuple(extra_paths))
+
+
+@functools.lru_cache(maxsize=None)
+def _git_agrees(commit: str, other: str, extra_paths: tuple) -> bool:
+    import subprocess
+    from pathlib import Path
+
+    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *CODE_PATHS, *extra_paths, *NOT_MEASURED],
                           cwd=Path(__file__).resolve().parents[1], capture_output=True)
     return diff.returncode == 0
 

@@ -647,3 +647,46 @@ def test_bal_geometry_says_what_a_run_lacks(tmp_path):
     (tmp_path / "features").mkdir()
     with pytest.raises(InputError, match="ood_mnist.npz.*evaluated by evaluate.py"):
         bal_geometry.load_run(tmp_path, "mnist")
+
+
+def test_reproduce_status_names_each_raw_file_not_measured_by_heads_code(tmp_path, monkeypatch):
+    import reproduce
+
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    results = tmp_path / reproduce.RESULTS
+    results.mkdir(parents=True)
+    (results / "current.json").write_text(json.dumps({"commit": "head", "value": 1}))
+    (results / "sweep.jsonl").write_text(json.dumps({"commit": "head"}) + "\n" + json.dumps({"x": 1}) + "\n")
+    (results / "protocol_runs.jsonl").write_text(
+        json.dumps({"run": "a-seed0", "results": {"commit": "head"}}) + "\n"
+        + json.dumps({"run": "a-seed1", "results": {"commit": "old"}}) + "\n")
+    asked = []
+
+    def same_code(commit, head, extra):
+        asked.append(tuple(extra))
+        return commit == head
+
+    def status(**fields):
+        return reproduce.job_status(reproduce.Job("j", "", [], [], **fields), "head", same_code)
+
+    assert status(raw=[f"{reproduce.RESULTS}/current.json"], depends=["tests"]) == (
+        True, [f"{reproduce.RESULTS}/current.json: current (measured at head)"])
+    assert asked == [("tests",)]
+    ok, lines = status(raw=[f"{reproduce.RESULTS}/sweep.jsonl", f"{reproduce.RESULTS}/gone.json"])
+    assert not ok and "stale (measured at unstamped" in lines[0] and lines[1].endswith("gone.json: missing")
+    ok, lines = status(archived_runs=["a-seed0", "a-seed1", "a-seed2"])
+    assert not ok and lines == [f"{reproduce.RESULTS}/protocol_runs.jsonl: 1 of 3 runs at this code "
+                                "(to do: a-seed1, a-seed2)"]
+    assert status(archived_runs=["a-seed0"])[0]
+    assert not status()[0]  # nothing stamped (figures): never reported current
+
+
+def test_reproduce_jobs_declare_what_status_checks():
+    import reproduce
+
+    for job in reproduce.jobs("runs"):
+        assert job.raw or job.archived_runs or job.name == "figures", job.name
+        for raw in job.raw:
+            assert raw.startswith(reproduce.RESULTS), raw
+    sweeps = {final for job in reproduce.jobs("runs") for final in job.sweeps.values()}
+    assert sweeps <= {raw for job in reproduce.jobs("runs") for raw in job.raw}
