@@ -53,12 +53,13 @@ def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:
 
     from bal_tf import baselines, scoring
     from bal_tf.evaluation import head_weights, load_discriminator
-    from bal_tf.features import FeatureSet
+    from bal_tf.features import RunFeatures
     from bal_tf.io import atomic_path
     from bal_tf.run_dir import RunDir
 
     run = RunDir(run_dir)
-    test = FeatureSet.load(run.features_dir / "test.npz")
+    # the test split's features: cached by evaluate.py, else extracted now (train.py caches train only)
+    test = RunFeatures(run.load_config(), run, progress=False).split("test")
     if test.features.shape[1] != 2:
         raise SystemExit(f"{run_dir} has {test.features.shape[1]}-d features; train it with backbone.feature_dim=2")
     discriminator = load_discriminator(run.bal_dir / "discriminator_selected.keras")

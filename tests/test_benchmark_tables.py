@@ -690,3 +690,13 @@ def test_reproduce_jobs_declare_what_status_checks():
             assert raw.startswith(reproduce.RESULTS), raw
     sweeps = {final for job in reproduce.jobs("runs") for final in job.sweeps.values()}
     assert sweeps <= {raw for job in reproduce.jobs("runs") for raw in job.raw}
+
+
+def test_figures_extract_the_test_features_train_py_does_not_cache(tiny_run_copy, tmp_path):
+    import figures
+
+    cached = tiny_run_copy / "features" / "test.npz"
+    cached.unlink(missing_ok=True)  # what train.py leaves: train features only
+    with pytest.raises(SystemExit, match="32-d features; train it with backbone.feature_dim=2"):
+        figures.mnist_2d_figures(tiny_run_copy, tmp_path)
+    assert np.load(cached)["features"].shape == (500, 32)
