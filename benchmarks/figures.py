@@ -8,6 +8,8 @@
 """
 
 import argparse
+import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -105,6 +107,14 @@ def main(argv=None):
         paths += mnist_2d_figures(args.mnist_2d, args.out)
     for path in paths:
         print(path)
+    # the stamp reproduce.py --status reads: which code drew which figures (PNG files carry none)
+    from tables import provenance
+
+    stamp_path = args.out / "figures.json"
+    stamps = json.loads(stamp_path.read_text()) if stamp_path.is_file() else {}
+    stamp = {**provenance(), "command": " ".join(["python", "benchmarks/figures.py", *sys.argv[1:]])}
+    stamps.update({path.name: stamp for path in paths})
+    stamp_path.write_text(json.dumps(stamps, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":

@@ -230,7 +230,7 @@ def jobs(runs_root: str) -> list[Job]:
                     f"{r}/mnist-cpu-dim2-seed0", "--quiet"),
              python("benchmarks/figures.py", "--toy", "--out", "docs/figures"),
              python("benchmarks/figures.py", "--mnist-2d", f"{r}/mnist-cpu-dim2-seed0", "--out", "docs/figures")],
-            []),
+            [], raw=["docs/figures/figures.json"], depends=["benchmarks/figures.py"]),
     ]
 
 
@@ -306,6 +306,9 @@ def record_commits(path: Path) -> list[str]:
     ``unstamped`` where a record has none)."""
     records = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
                if path.suffix == ".jsonl" else [json.loads(path.read_text())])
+    if len(records) == 1 and "commit" not in records[0] and records[0] and all(
+            isinstance(v, dict) and "commit" in v for v in records[0].values()):
+        records = list(records[0].values())  # one stamp per file drawn (docs/figures/figures.json)
     return [r.get("commit") or r.get("results", {}).get("commit") or "unstamped" for r in records]
 
 
@@ -339,7 +342,7 @@ def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
                      + (f" (to do: {', '.join(missing)})" if missing else ""))
     if not job.raw and not job.archived_runs:
         current = False
-        lines.append("no stamped raw file (it writes figures): re-run it at the final commit")
+        lines.append("no stamped raw file: re-run it at the final commit")
     return current, lines
 
 

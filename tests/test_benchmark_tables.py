@@ -678,16 +678,19 @@ def test_reproduce_status_names_each_raw_file_not_measured_by_heads_code(tmp_pat
     assert not ok and lines == [f"{reproduce.RESULTS}/protocol_runs.jsonl: 1 of 3 runs at this code "
                                 "(to do: a-seed1, a-seed2)"]
     assert status(archived_runs=["a-seed0"])[0]
-    assert not status()[0]  # nothing stamped (figures): never reported current
+    assert not status()[0]  # nothing stamped: never reported current
+    (results / "figures.json").write_text(json.dumps({"a.png": {"commit": "head"}, "b.png": {"commit": "old"}}))
+    ok, lines = status(raw=[f"{reproduce.RESULTS}/figures.json"])
+    assert not ok and "stale (measured at old" in lines[0]
 
 
 def test_reproduce_jobs_declare_what_status_checks():
     import reproduce
 
     for job in reproduce.jobs("runs"):
-        assert job.raw or job.archived_runs or job.name == "figures", job.name
+        assert job.raw or job.archived_runs, job.name
         for raw in job.raw:
-            assert raw.startswith(reproduce.RESULTS), raw
+            assert raw.startswith((reproduce.RESULTS, "docs/figures/")), raw
     sweeps = {final for job in reproduce.jobs("runs") for final in job.sweeps.values()}
     assert sweeps <= {raw for job in reproduce.jobs("runs") for raw in job.raw}
 
