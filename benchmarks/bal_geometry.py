@@ -80,8 +80,8 @@ def load_run(run_dir: Path, ood: str) -> dict:
     if missing:
         raise InputError(f"{run_dir} lacks {', '.join(missing)}: expected a run evaluated by evaluate.py "
                          f"with OOD set {ood!r} (its features cached, its scores written).")
-    train, test, ood_set = (np.load(p) for p in paths[:3])
-    scores = np.load(scores_path)
+    train, test, ood_set = (np.load(p, allow_pickle=False) for p in paths[:3])
+    scores = np.load(scores_path, allow_pickle=False)
     keys = {f"{prefix}/{name}" for prefix in ("id", ood) for name, _ in SCORES[1:]}
     if not keys <= set(scores.files):
         raise InputError(f"{scores_path} lacks {sorted(keys - set(scores.files))}: expected evaluate.py's "

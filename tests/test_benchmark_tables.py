@@ -702,4 +702,4 @@ def test_figures_extract_the_test_features_train_py_does_not_cache(tiny_run_copy
     cached.unlink(missing_ok=True)  # what train.py leaves: train features only
     with pytest.raises(SystemExit, match="32-d features; train it with backbone.feature_dim=2"):
         figures.mnist_2d_figures(tiny_run_copy, tmp_path)
-    assert np.load(cached)["features"].shape == (500, 32)
+    assert np.load(cached, allow_pickle=False)["features"].shape == (500, 32)
