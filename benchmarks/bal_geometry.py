@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from family_radii import whitened_class_distance
-from tables import emit_report, generated, mean_std, provenance
+from tables import add_report_arguments, emit_report, mean_std, provenance, render_reports
 
 QUANTILES = (("p10", 10), ("median", 50), ("p90", 90))
 SCORES = (("distance", "distance alone"), ("bal_p2_only", "D alone (p2)"), ("max_softmax", "max-softmax (p1)"),
@@ -134,13 +134,10 @@ def main(argv=None):
                         help="a protocol run evaluated by evaluate.py (repeatable: the seeds of one cell)")
     parser.add_argument("--ood", help="the OOD set as evaluate.py names it (fashion_mnist, held_out_classes, ...)")
     parser.add_argument("--cell", help="the cell's label in the table (default: the first run's name and --ood)")
-    parser.add_argument("--render", nargs="+", type=Path, metavar="FILE.json",
-                        help="print the tables of reports written by --out (no measuring)")
-    parser.add_argument("--out", type=Path, help="also write the report to this JSON file")
-    parser.add_argument("--markdown", type=Path, help="also write the tables to this Markdown file")
+    add_report_arguments(parser)
     args = parser.parse_args(argv)
     if args.render:
-        print("\n\n".join(generated(r, markdown(r)) for r in (json.loads(path.read_text()) for path in args.render)))
+        print(render_reports(args.render, markdown))
         return
     if not (args.run and args.ood):
         parser.error("give --run (one or more) and --ood (or --render FILE.json)")

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import emit_report, provenance
+from tables import add_report_arguments, emit_report, provenance
 
 QUANTILES = (("p10", 10), ("median", 50), ("p90", 90))
 
@@ -118,8 +118,7 @@ def main(argv=None):
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         help="config override for the negatives drawn, e.g. gan.shell_radius=[1.5,4.0] (repeatable)")
     parser.add_argument("--samples", type=int, default=4096, help="negatives drawn of each kind")
-    parser.add_argument("--out", type=Path, help="also write the report to this JSON file")
-    parser.add_argument("--markdown", type=Path, help="also write the table to this Markdown file")
+    add_report_arguments(parser, render=False)
     args = parser.parse_args(argv)
     from bal_tf.console import quiet_tensorflow
 

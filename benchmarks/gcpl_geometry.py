@@ -18,13 +18,12 @@ RUN is a protocol run evaluated with ``--trained-baselines`` (GCPL's weights in 
 """
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
-from tables import emit_report, generated, provenance
+from tables import add_report_arguments, emit_report, provenance, render_reports
 
 QUANTILES = (("p10", 10), ("median", 50), ("p90", 90))
 
@@ -123,13 +122,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a protocol run evaluated with --trained-baselines")
     parser.add_argument("--ood", help="the OOD set, e.g. mnist (what evaluate.py --ood takes)")
-    parser.add_argument("--render", nargs="+", type=Path, metavar="FILE.json",
-                        help="print the tables of reports written by --out (no measuring)")
-    parser.add_argument("--out", type=Path, help="also write the report to this JSON file")
-    parser.add_argument("--markdown", type=Path, help="also write the tables to this Markdown file")
+    add_report_arguments(parser)
     args = parser.parse_args(argv)
     if args.render:
-        print("\n\n".join(generated(r, markdown(r)) for r in (json.loads(path.read_text()) for path in args.render)))
+        print(render_reports(args.render, markdown))
         return
     if not (args.run and args.ood):
         parser.error("give --run and --ood (or --render FILE.json)")
