@@ -21,7 +21,7 @@ import argparse
 from pathlib import Path
 
 from gan_sweep import append_jsonl, sweep
-from tables import resume_per_run
+from tables import classifier_digest, resume_sweep
 
 # Every table ablates the paper's own negatives and D input (`--gan-preset stable`: the batch box,
 # shuffled pairs and hard features into a D on raw features), whatever the run's default: the
@@ -80,8 +80,9 @@ def main(argv=None):
     if any(table in (1, 2) for table in args.table) and not args.runs:
         parser.error("Tables 1 and 2 need --runs")
 
-    # Resumable across machines, one classifier at a time: --out keeps the runs finished by the
-    # same code; a run cut short is measured again whole (tables.resume_per_run).
+    # Resumable across sessions and machines, one GAN at a time: --out keeps the measurements made
+    # by the same code on the same classifier file (tables.resume_sweep); a run cut short whose
+    # classifier is retrained elsewhere is measured again whole.
     table3_runs = {}  # run dir name -> (dim, classifier seed, GAN seeds)
     for dim in TABLE3_DIMS:
         for seed in args.seeds:
@@ -89,34 +90,45 @@ def main(argv=None):
             name = f"{args.table3_preset}-dim{dim}-seed{classifier_seed}"
             table3_runs.setdefault(name, (dim, classifier_seed, []))[2].append(seed)
     expected: dict[str, set] = {}
+    run_dirs: dict[str, Path] = {}
     for table in args.table:
         if table in (1, 2):
             for run in args.runs:
+                run_dirs[run.name] = run
                 expected.setdefault(run.name, set()).update(
                     (f"table{table}:{name}", _run_seed(run)) for name in (TABLE1 if table == 1 else TABLE2))
         else:
             for name, (dim, _, seeds) in table3_runs.items():
+                run_dirs[name] = args.table3_root / name
                 expected[name] = {(f"table3:dim={dim}:{arm}", seed) for arm in TABLE3 for seed in seeds}
-    done = resume_per_run(args.out, expected, lambda r: None if r.get("baseline") else (r["variant"], r["seed"]))
-    for name in sorted(done):
-        print(f"ablations: {name} finished by the same code already ({args.out}); skipped", flush=True)
+    done = resume_sweep(args.out, {name: classifier_digest(run_dirs[name]) for name in expected},
+                        lambda r: None if r.get("baseline") else (r["variant"], r["seed"]), expected)
+    for name in sorted(expected):
+        if expected[name] <= done[name]:
+            print(f"ablations: {name} finished by the same code already ({args.out}); skipped", flush=True)
+        elif done[name]:
+            print(f"ablations: {name}: resuming, {len(done[name] & expected[name])} of {len(expected[name])} "
+                  f"GANs measured by the same code already ({args.out})", flush=True)
+
+    def measure(run: Path, variant: str, seed: int, label: str) -> None:
+        if (label, seed) in done[run.name]:
+            return
+        digest = classifier_digest(run)  # stamped, so that a resumed sweep can tell its classifier
+        append_jsonl(args.out, [{**record, "classifier_sha256": digest}
+                                for record in sweep(run, [variant], [seed], args.ood, overrides, label=label)])
 
     for run in args.runs if (1 in args.table or 2 in args.table) else []:
-        if run.name in done:
-            continue
         for table in (t for t in args.table if t in (1, 2)):
             for name, variant in (TABLE1 if table == 1 else TABLE2).items():
-                append_jsonl(args.out, sweep(run, [variant], [_run_seed(run)], args.ood, overrides,
-                                             label=f"table{table}:{name}"))
+                measure(run, variant, _run_seed(run), f"table{table}:{name}")
     if 3 in args.table:
         for name, (dim, classifier_seed, seeds) in table3_runs.items():
-            if name in done:
+            if expected[name] <= done[name]:
                 continue
             run = table3_run(args.table3_root, dim, classifier_seed, args.table3_preset, quiet=True)
             for seed in seeds:
                 for arm, variant in TABLE3.items():
-                    append_jsonl(args.out, sweep(run, [variant], [seed], args.ood, overrides,
-                                                 label=f"table3:dim={dim}:{arm}"))
+                    measure(run, variant, seed, f"table3:dim={dim}:{arm}")
 
 
 def _run_seed(run: Path) -> int:

@@ -16,9 +16,11 @@ half from the raw files already there.
 Resumable: a killed job is redone from its start on the next call, and the commands inside it
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
 go to a temporary file that replaces the committed one only when the sweep has finished, so a
-kill never leaves a half-written raw file. The validation and ablation sweeps keep the runs
-(classifiers) their temporary file has finished, by the same code, and redo only the others:
-committed, that file carries them to a machine without the run dirs. Finished jobs are recorded, with their commit, in
+kill never leaves a half-written raw file. The validation and ablation sweeps keep every GAN
+their temporary file has finished by the same code on the same classifier file (each record holds
+its sha256: ``tables.resume_sweep``) and measure only the rest; committed, that file carries them
+to the next session (a machine without the run dirs retrains the classifiers and so measures their
+runs again). Finished jobs are recorded, with their commit, in
 ``RUNS_ROOT/reproduce_state.json`` and not measured again while HEAD differs from that commit only under docs/. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
@@ -181,7 +183,7 @@ def jobs(runs_root: str) -> list[Job]:
              (python("benchmarks/summarize_sweep.py", f"{RESULTS}/ablations_mnist_cpu.jsonl", "--ood",
                      "fashion_mnist", "--prefix", "table2:"), "docs/results/REPRODUCTION.md#table2")],
             sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"},
-            resumable=True, raw=[f"{RESULTS}/ablations_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
+            resumable=True, raw=[f"{RESULTS}/ablations_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py", "benchmarks/gan_sweep.py"]),
         Job("table3", "Table 3 (uniform vs low-density Gaussian vs whole Gaussian, dims 2-512)",
             [python("benchmarks/ablations.py", "--table", "3", "--table3-classifier-seed", "0", "--ood",
                     "fashion_mnist", "--table3-root", f"{r}/ablation", "--out",
@@ -189,7 +191,7 @@ def jobs(runs_root: str) -> list[Job]:
             [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
                      "--by-dim"), "docs/results/REPRODUCTION.md#table3")],
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"},
-            resumable=True, raw=[f"{RESULTS}/table3_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
+            resumable=True, raw=[f"{RESULTS}/table3_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py", "benchmarks/gan_sweep.py"]),
         export_job(r),
         Job("gcpl-geometry", "why GCPL scores what it does: its features and prototypes on two protocol runs",
             [python("benchmarks/gcpl_geometry.py", "--run", f"{r}/{run}", "--ood", ood, "--out",

@@ -102,16 +102,37 @@ def _git_agrees(commit: str, other: str, extra_paths: tuple) -> bool:
     return diff.returncode == 0
 
 
-def resume_per_run(path, expected: dict[str, set], key) -> set[str]:
-    """Resume a sweep whose JSON lines file outlives the machine (it is committed): the runs (by
-    directory name) for which ``path`` already holds every expected record, written by the same
-    code (``same_code`` with this checkout). Every other record of an expected run is removed
-    from ``path``, so that run is measured again whole: its classifier, retrained on a machine
-    without the run dir, must not be mixed with the old one's records.
+def classifier_digest(run_dir) -> str | None:
+    """The sha256 of a run's classifier file (what its feature cache keys on), or None before
+    stage 1 has written it."""
+    from pathlib import Path
+
+    from bal_tf.features import file_sha256
+
+    path = Path(run_dir) / "classifier.keras"
+    return file_sha256(path) if path.is_file() else None
+
+
+def resume_sweep(path, classifiers: dict[str, str | None], key, expected: dict[str, set] | None = None) -> dict[str, set]:
+    """Resume a sweep whose JSON lines file outlives the session (it is committed), one
+    measurement at a time: a sweep cut short loses only the GAN it was training.
+
+    A record counts for a run when it was written by the same code (``same_code`` with this
+    checkout) on the same classifier file (its ``classifier_sha256``, ``classifier_digest``):
+    a classifier retrained on a machine without the run dir must not be mixed with the old
+    one's records. A run whose records already hold every ``expected`` key, all on one
+    classifier, is finished whatever this machine's classifier. Every other record of those runs
+    is removed from ``path`` (rewritten in one step), as is a line cut short by a kill; other
+    runs' records are kept as they are.
 
     Args:
-        expected: run dir name -> the keys of the records a finished run has.
+        classifiers: run dir name -> ``classifier_digest`` of its classifier now (None: not
+            trained yet, so only a finished run's records count).
         key: record -> its key, or None for records that only accompany others (baselines).
+        expected: run dir name -> the keys of a finished run (optional).
+
+    Returns:
+        run dir name -> the keys of its records that count (every name of ``classifiers``).
     """
     import json
     from pathlib import Path
@@ -120,19 +141,35 @@ def resume_per_run(path, expected: dict[str, set], key) -> set[str]:
 
     path, commit = Path(path), source_commit()
     if not path.is_file():
-        return set()
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    found: dict[str, set] = {}
-    for record in records:
+        return {name: set() for name in classifiers}
+    lines = [line for line in path.read_text().splitlines() if line.strip()]
+    parsed = []
+    for line in lines:
+        try:
+            parsed.append((line, json.loads(line)))
+        except json.JSONDecodeError:
+            continue  # the last line of a sweep killed while appending
+    keys: dict[tuple, set] = {}  # (run, classifier) -> keys measured by the same code
+    for _, record in parsed:
         name = Path(record.get("run", "")).name
-        if name in expected and key(record) is not None and same_code(record.get("commit", "?"), commit):
-            found.setdefault(name, set()).add(key(record))
-    done = {name for name, keys in expected.items() if keys <= found.get(name, set())}
-    kept = [r for r in records if Path(r.get("run", "")).name not in expected or Path(r["run"]).name in done]
-    if len(kept) != len(records):
-        partial = path.with_name(path.name + ".rewrite")
-        partial.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        partial.replace(path)
+        if name in classifiers and same_code(record.get("commit", "?"), commit):
+            found = keys.setdefault((name, record.get("classifier_sha256")), set())
+            if key(record) is not None:
+                found.add(key(record))
+    counted = dict(classifiers)  # run -> the classifier whose records count
+    for (name, digest), found in keys.items():
+        finished = expected is not None and expected.get(name) and expected[name] <= found
+        if finished and not (classifiers[name] and expected[name] <= keys.get((name, classifiers[name]), set())):
+            counted[name] = digest
+    done = {name: set(keys.get((name, counted[name]), set())) if counted[name] else set() for name in classifiers}
+    kept = [line for line, record in parsed
+            if (name := Path(record.get("run", "")).name) not in classifiers
+            or (counted[name] is not None and record.get("classifier_sha256") == counted[name]
+                and same_code(record.get("commit", "?"), commit))]
+    if len(kept) != len(lines) or not path.read_text().endswith("\n"):
+        rewrite = path.with_name(path.name + ".rewrite")
+        rewrite.write_text("".join(line + "\n" for line in kept))
+        rewrite.replace(path)
     return done
 
 

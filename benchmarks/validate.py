@@ -20,40 +20,56 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, markdown_table, mean_std, provenance, resume_per_run, split_variant
+from tables import SPREAD_LABEL, markdown_table, classifier_digest, mean_std, provenance, resume_sweep, split_variant
 
 
 def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides: list[str] = (),
-                 families: list[str] | None = None) -> list[dict]:
-    """Records: one per baseline, then one per (variant, seed); metrics per validation family."""
+                 families: list[str] | None = None, done: set = frozenset(), emit=None) -> list[dict]:
+    """Records: one per baseline, then one per (variant, seed); metrics per validation family.
+
+    Args:
+        done: keys ``(method, variant, seed)`` measured already (``resume_sweep``): a baseline key
+            skips the baselines, ``("bal", variant, seed)`` that GAN.
+        emit: called with each measurement's records as soon as they exist (``append_records``),
+            so a sweep cut short keeps every GAN it finished.
+    """
     from bal_tf import validation
     from bal_tf.evaluation import MethodScorer
     from bal_tf.features import RunFeatures
     from bal_tf.train_bal import train_bal
 
+    emit = emit or (lambda records: None)
     run, base, features, sets, train, stamp = open_run(run_dir, families, "benchmarks/validate.py")
-    scorer = MethodScorer(run, train, features.classifier, seed=base.seed)
-    records = [{"run": str(run.root), "method": method, "variant": "-", "seed": base.seed, "validation": values,
-                **stamp}
-               for method, values in validation.baseline_metrics(scorer, sets).items()]
+    records = []
+    if not any(variant == "-" for _, variant, _ in done):
+        scorer = MethodScorer(run, train, features.classifier, seed=base.seed)
+        records = [{"run": str(run.root), "method": method, "variant": "-", "seed": base.seed,
+                    "validation": values, **stamp}
+                   for method, values in validation.baseline_metrics(scorer, sets).items()]
+        emit(records)
     for variant in variants:
+        todo = [seed for seed in seeds if ("bal", variant, seed) not in done]
+        if not todo:
+            continue
         variant_overrides = list(overrides) + split_variant(variant)
         config = with_variant(base, variant_overrides)
         selection_data = RunFeatures(config, run, progress=False).selection_data()
-        for seed in seeds:
+        for seed in todo:
             start = time.time()
             result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
             seconds = round(time.time() - start, 1)
             print(f"validate: {run.root.name} [{variant}] GAN seed {seed}: selected epoch "
                   f"{result.selected_epoch}, {seconds:.0f} s", flush=True)  # a sweep takes hours: say where it is
             # BAL's score p1 * p2 at the selected and the last epoch; p2 alone as a diagnostic.
-            for method, discriminator, score in (("bal", result.discriminator, "log_score"),
-                                                 ("bal_last", result.last_discriminator, "log_score"),
-                                                 ("bal_p2_only", result.discriminator, "d_logit")):
-                records.append({"run": str(run.root), "method": method, "variant": variant,
-                                "overrides": variant_overrides, "seed": seed,
-                                "selected_epoch": result.selected_epoch, "seconds": seconds,
-                                "validation": validation.bal_metrics(discriminator, sets, score), **stamp})
+            measured = [{"run": str(run.root), "method": method, "variant": variant,
+                         "overrides": variant_overrides, "seed": seed,
+                         "selected_epoch": result.selected_epoch, "seconds": seconds,
+                         "validation": validation.bal_metrics(discriminator, sets, score), **stamp}
+                        for method, discriminator, score in (("bal", result.discriminator, "log_score"),
+                                                             ("bal_last", result.last_discriminator, "log_score"),
+                                                             ("bal_p2_only", result.discriminator, "d_logit"))]
+            emit(measured)
+            records += measured
     return records
 
 
@@ -64,7 +80,9 @@ def open_run(run_dir: Path, families, script: str):
     from bal_tf.run_dir import RunDir
 
     run = RunDir(Path(run_dir))
-    stamp = {**provenance(), "command": " ".join(["python", script, *sys.argv[1:]])}
+    # the classifier's digest lets a resumed sweep keep records measured on this very classifier
+    stamp = {**provenance(), "command": " ".join(["python", script, *sys.argv[1:]]),
+             "classifier_sha256": classifier_digest(run.root)}
     base = run.load_config()
     features = RunFeatures(base, run, progress=False)
     return run, base, features, validation.validation_sets(features, families, seed=base.seed), \
@@ -183,10 +201,9 @@ def main(argv=None):
     parser.add_argument("--family", action="append", help="validation families (default: all that apply)")
     parser.add_argument("--out", type=Path, help="JSON lines output (appended)")
     parser.add_argument("--resume", action="store_true",
-                        help="skip the runs whose records --out already holds for every variant and seed, "
-                             "written by the same code; drop the other runs' records there and measure them "
-                             "again whole (for a file this sweep owns, e.g. reproduce.py's; never the "
-                             "decision log's own files)")
+                        help="skip the baselines and GANs whose records --out already holds, written by the "
+                             "same code on the same classifier file; drop the runs' other records there "
+                             "(for a file this sweep owns, e.g. reproduce.py's; never the decision log's own files)")
     parser.add_argument("--summarize", type=Path, nargs="+", help="only tabulate these JSON lines files (every run in them)")
     parser.add_argument("--markdown", type=Path, help="with --summarize: also write the tables to this file")
     parser.add_argument("--cross-run-only", action="store_true", help="with --summarize: only the cross-run table")
@@ -203,27 +220,48 @@ def main(argv=None):
         return
     if not args.run:
         parser.error("give --run (or --summarize FILE)")
-    variants, done = args.variant or ["default"], set()
+    variants, done = args.variant or ["default"], {}
     if args.resume:
         if not args.out:
             parser.error("--resume needs --out (the file it resumes from)")
         expected = {run.name: {("bal", variant, seed) for variant in variants for seed in args.seeds}
                     for run in args.run}
-        done = resume_per_run(args.out, expected,
-                              lambda r: None if r["variant"] == "-" else (r["method"], r["variant"], r["seed"]))
+        done = resume_sweep(args.out, {run.name: classifier_digest(run) for run in args.run},
+                            lambda r: (r["method"], r["variant"], r["seed"]), expected)
     for run in args.run:
-        if run.name in done:
+        run_done = done.get(run.name, set())
+        if all(("bal", v, s) in run_done for v in variants for s in args.seeds) \
+                and any(variant == "-" for _, variant, _ in run_done):
             print(f"validate: {run} finished by the same code already ({args.out}); skipped", flush=True)
             continue
-        report(run, validate_run(run, variants, args.seeds, args.overrides, args.family), args.out)
+        if run_done:
+            print(f"validate: {run}: resuming, {sum(1 for m, v, _ in run_done if m == 'bal')} of "
+                  f"{len(variants) * len(args.seeds)} GANs measured by the same code already ({args.out})", flush=True)
+        records = validate_run(run, variants, args.seeds, args.overrides, args.family, done=run_done,
+                               emit=lambda records: append_records(args.out, records))
+        if args.out:  # the table covers the records of earlier sessions too
+            records = [r for r in read_records(args.out) if Path(r.get("run", "")).name == run.name]
+        if records:
+            print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
+
+
+def append_records(out: Path | None, records: list[dict]) -> None:
+    """Appends records to ``out`` (JSON lines; nothing without ``out``), in one write."""
+    if out and records:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
+        with open(out, "a") as handle:
+            handle.write("".join(json.dumps(r) + "\n" for r in records))
+
+
+def read_records(path: Path) -> list[dict]:
+    """The records of a JSON lines file (none if it does not exist yet)."""
+    path = Path(path)
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()] if path.is_file() else []
 
 
 def report(run, records: list[dict], out: Path | None) -> None:
     """Appends one run's records to ``out`` (JSON lines) and prints their table."""
-    if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        with open(out, "a") as handle:
-            handle.writelines(json.dumps(r) + "\n" for r in records)
+    append_records(out, records)
     print(f"## {run}\n\n{summary_table(records)}\n", flush=True)
 
 

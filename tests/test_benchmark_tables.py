@@ -403,62 +403,126 @@ def test_knn_ratio_is_the_class_knn_distance_over_the_class_level():
     assert knn_ratio.class_knn_ratio(bank, queries[:1], np.array([1]))[0] > 1  # measured against its own class
 
 
-def test_a_sweep_resumes_whole_runs_finished_by_the_same_code(tmp_path, monkeypatch):
+def test_a_sweep_resumes_each_measurement_made_by_the_same_code_on_the_same_classifier(tmp_path, monkeypatch):
     import bal_tf.provenance
 
     monkeypatch.setattr(bal_tf.provenance, "source_commit", lambda: "c1")
     monkeypatch.setattr(tables, "same_code", lambda a, b: a == b)
 
-    def record(run, variant, seed, commit="c1", baseline=False):
+    def record(run, variant, seed, commit="c1", baseline=False, digest="hA"):
         return {"run": f"/elsewhere/runs/{run}", "variant": variant, "seed": seed, "commit": commit,
-                **({"baseline": True} if baseline else {})}
+                "classifier_sha256": digest, **({"baseline": True} if baseline else {})}
 
     lines = [record("A", "max_softmax", 0, baseline=True), record("A", "t:x", 0), record("A", "t:y", 0),
-             record("B", "max_softmax", 1, baseline=True), record("B", "t:x", 1),  # cut short
-             record("C", "t:x", 2, commit="c0"), record("C", "t:y", 2, commit="c0"),  # other code
-             record("D", "t:x", 3)]  # not asked for: kept as it is
+             record("B", "max_softmax", 1, baseline=True, digest="hB"), record("B", "t:x", 1, digest="hB"),  # cut short
+             record("C", "t:x", 2, commit="c0", digest="hC"),  # other code
+             record("E", "t:x", 2, digest="old"),  # a classifier since retrained
+             record("F", "t:x", 2, digest="hF"),  # not trained on this machine (yet)
+             record("D", "t:x", 3, digest="hD")]  # not asked for: kept as it is
     path = tmp_path / "sweep.jsonl.partial"
-    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
-    expected = {name: {("t:x", seed), ("t:y", seed)} for name, seed in (("A", 0), ("B", 1), ("C", 2))}
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines) + '{"run": "/x/A", "vari')  # killed mid-line
     key = lambda r: None if r.get("baseline") else (r["variant"], r["seed"])  # noqa: E731
-    assert tables.resume_per_run(path, expected, key) == {"A"}
+    classifiers = {"A": "hA", "B": "hB", "C": "hC", "E": "new", "F": None}
+    done = tables.resume_sweep(path, classifiers, key)
+    assert done == {"A": {("t:x", 0), ("t:y", 0)}, "B": {("t:x", 1)}, "C": set(), "E": set(), "F": set()}
     kept = [json.loads(line) for line in path.read_text().splitlines()]
-    assert kept == lines[:3] + lines[-1:]  # B and C will be measured again whole
-    assert tables.resume_per_run(tmp_path / "missing.jsonl", expected, key) == set()
+    assert kept == lines[:5] + lines[-1:]  # C, E and F measured again; the cut line gone
+    assert path.read_text().endswith("\n")  # the next append starts a line of its own
+    assert tables.resume_sweep(tmp_path / "missing.jsonl", classifiers, key) == {n: set() for n in classifiers}
+
+    # a run finished whole on a classifier this machine does not have (trained elsewhere) stays finished
+    lines = [record("G", "t:x", 0, digest="elsewhere"), record("G", "t:y", 0, digest="elsewhere"),
+             record("H", "t:x", 0, digest="elsewhere"), record("H", "t:x", 1, digest="here")]  # H: cut short
+    path.write_text("".join(json.dumps(r) + "\n" for r in lines))
+    expected = {name: {("t:x", 0), ("t:y", 0)} for name in ("G", "H")}
+    assert tables.resume_sweep(path, {"G": "here", "H": "here"}, key, expected) == {"G": expected["G"], "H": {("t:x", 1)}}
+    assert [json.loads(line) for line in path.read_text().splitlines()] == lines[:2] + lines[-1:]
 
 
-def test_ablations_skip_the_classifiers_a_resumed_sweep_finished(tmp_path, monkeypatch):
+def test_classifier_digest_is_the_classifier_file_s_sha256(tmp_path):
+    import hashlib
+
+    assert tables.classifier_digest(tmp_path) is None  # stage 1 not done
+    (tmp_path / "classifier.keras").write_bytes(b"weights")
+    assert tables.classifier_digest(tmp_path) == hashlib.sha256(b"weights").hexdigest()
+
+
+def test_ablations_resume_skips_finished_classifiers_and_measurements(tmp_path, monkeypatch):
     import ablations
 
     asked = {}
-    monkeypatch.setattr(ablations, "resume_per_run",
-                        lambda path, expected, key: asked.update(expected) or {"mnist-cpu-dim2-seed0"})
-    trained, swept = [], []
+    done = {"mnist-cpu-dim2-seed0": {(f"table3:dim=2:{arm}", s) for arm in ablations.TABLE3 for s in (0, 1)},
+            "mnist-cpu-dim64-seed0": {("table3:dim=64:uniform", 0)}}
+    monkeypatch.setattr(ablations, "resume_sweep", lambda path, classifiers, key, expected: asked.update(classifiers) or
+                        {name: done.get(name, set()) for name in classifiers})
+    monkeypatch.setattr(ablations, "classifier_digest", lambda run: f"sha-{Path(run).name}")
+    trained, swept, written = [], [], []
     monkeypatch.setattr(ablations, "table3_run", lambda root, dim, seed, preset, quiet: trained.append(dim) or
                         root / f"{preset}-dim{dim}-seed{seed}")
-    monkeypatch.setattr(ablations, "sweep", lambda run, variants, seeds, *a, label: swept.append(label) or [])
-    monkeypatch.setattr(ablations, "append_jsonl", lambda path, records: None)
+    monkeypatch.setattr(ablations, "sweep", lambda run, variants, seeds, *a, label: swept.append((label, seeds[0]))
+                        or [{"variant": label, "seed": seeds[0]}])
+    monkeypatch.setattr(ablations, "append_jsonl", lambda path, records: written.extend(records))
     ablations.main(["--table", "3", "--table3-classifier-seed", "0", "--seeds", "0", "1", "--out",
                     str(tmp_path / "t3.jsonl")])
     assert trained == [d for d in ablations.TABLE3_DIMS if d != 2]  # dim 2's classifier: done already
-    assert len(swept) == 2 * len(ablations.TABLE3) * (len(ablations.TABLE3_DIMS) - 1)
-    assert not any(label.startswith("table3:dim=2:") for label in swept)
-    # one classifier per dim, every arm at both GAN seeds expected of it
+    others = len(ablations.TABLE3_DIMS) - 2
+    assert len(swept) == 2 * len(ablations.TABLE3) * (others + 1) - 1  # dim 64: one GAN measured already
+    assert not any(label.startswith("table3:dim=2:") for label, _ in swept)
+    assert ("table3:dim=64:uniform", 0) not in swept and ("table3:dim=64:uniform", 1) in swept
+    # each record names the classifier it was measured on, so that a later resume can tell
+    assert all(r["classifier_sha256"] == f"sha-mnist-cpu-dim{r['variant'].split(':')[1][4:]}-seed0" for r in written)
+    # one classifier per dim, asked about under its run dir
     assert sorted(asked) == sorted(f"mnist-cpu-dim{d}-seed0" for d in ablations.TABLE3_DIMS)
-    assert asked["mnist-cpu-dim64-seed0"] == {(f"table3:dim=64:{arm}", s) for arm in ablations.TABLE3 for s in (0, 1)}
 
 
-def test_validate_resume_skips_finished_runs_and_is_refused_without_out(tmp_path, monkeypatch):
-    asked, validated = {}, []
-    monkeypatch.setattr(validate, "resume_per_run", lambda path, expected, key: asked.update(expected) or {"A"})
-    monkeypatch.setattr(validate, "validate_run", lambda run, *a: validated.append(run.name) or [])
-    monkeypatch.setattr(validate, "report", lambda run, records, out: None)
-    validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "B"), "--seeds", "0", "1",
-                   "--variant", "default", "--variant", "gan.epochs=3", "--out", str(tmp_path / "v.jsonl"), "--resume"])
-    assert validated == ["B"]
-    assert asked["B"] == {("bal", v, s) for v in ("default", "gan.epochs=3") for s in (0, 1)}
+def test_validate_resume_skips_finished_runs_and_gans_and_is_refused_without_out(tmp_path, monkeypatch):
+    done = {"A": {("bal", v, s) for v in ("default", "gan.epochs=3") for s in (0, 1)} | {("knn", "-", 0)},
+            "B": {("bal", "default", 0), ("knn", "-", 0)}}
+    monkeypatch.setattr(validate, "resume_sweep", lambda path, classifiers, key, expected: {n: done.get(n, set()) for n in classifiers})
+    validated = {}
+    monkeypatch.setattr(validate, "validate_run", lambda run, *a, done, emit: validated.update({run.name: done}) or [])
+    validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "B"), "--run", str(tmp_path / "C"),
+                   "--seeds", "0", "1", "--variant", "default", "--variant", "gan.epochs=3"])  # no --resume: all
+    assert validated == {"A": set(), "B": set(), "C": set()}
+    validated.clear()
+    validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "B"), "--run", str(tmp_path / "C"),
+                   "--seeds", "0", "1", "--variant", "default", "--variant", "gan.epochs=3",
+                   "--out", str(tmp_path / "v.jsonl"), "--resume"])
+    assert validated == {"B": done["B"], "C": set()}  # A finished; B goes on where it stopped
     with pytest.raises(SystemExit):
         validate.main(["--run", str(tmp_path / "A"), "--resume"])
+
+
+def test_validate_run_emits_each_gan_as_it_finishes_and_skips_what_is_done(tmp_path, monkeypatch):
+    import types
+
+    import bal_tf.evaluation
+    import bal_tf.features
+    import bal_tf.train_bal
+    import bal_tf.validation
+
+    run = types.SimpleNamespace(root=tmp_path / "A")
+    base = types.SimpleNamespace(seed=0, gan=None)
+    monkeypatch.setattr(validate, "open_run", lambda *a: (run, base, types.SimpleNamespace(classifier=None), {},
+                                                          None, {"classifier_sha256": "h"}))
+    monkeypatch.setattr(validate, "with_variant", lambda base, overrides: base)
+    monkeypatch.setattr(bal_tf.features, "RunFeatures",
+                        lambda *a, **k: types.SimpleNamespace(selection_data=lambda: None))
+    monkeypatch.setattr(bal_tf.evaluation, "MethodScorer", lambda *a, **k: None)
+    monkeypatch.setattr(bal_tf.validation, "baseline_metrics", lambda scorer, sets: {"knn": {"f": {"auroc": 0.9}}})
+    monkeypatch.setattr(bal_tf.validation, "bal_metrics", lambda disc, sets, score: {"f": {"auroc": 0.8}})
+    trained, emitted = [], []
+    monkeypatch.setattr(bal_tf.train_bal, "train_bal", lambda gan, train, selection_data, seed, verbose:
+                        trained.append(seed) or types.SimpleNamespace(discriminator=None, last_discriminator=None,
+                                                                      selected_epoch=1))
+    records = validate.validate_run(tmp_path / "A", ["default"], [0, 1, 2], done={("bal", "default", 1)},
+                                    emit=lambda records: emitted.append([(r["method"], r["seed"]) for r in records]))
+    assert trained == [0, 2]
+    assert emitted == [[("knn", 0)], *[[(m, s) for m in ("bal", "bal_last", "bal_p2_only")] for s in (0, 2)]]
+    assert len(records) == 7 and all(r["classifier_sha256"] == "h" for r in records)
+    emitted.clear()
+    validate.validate_run(tmp_path / "A", ["default"], [0], done={("knn", "-", 0)}, emit=emitted.append)
+    assert [r["method"] for batch in emitted for r in batch] == ["bal", "bal_last", "bal_p2_only"]  # baselines done
 
 
 def test_compare_validation_finds_the_equal_record_under_another_label(tmp_path, capsys):
