@@ -113,8 +113,10 @@ def main(argv=None):
     def measure(run: Path, variant: str, seed: int, label: str) -> None:
         if (label, seed) in done[run.name]:
             return
-        digest = classifier_digest(run)  # stamped, so that a resumed sweep can tell its classifier
-        append_jsonl(args.out, [{**record, "classifier_sha256": digest}
+        # stamped with the classifier's digest (so that a resumed sweep can tell its classifier)
+        # and its test accuracy (the tables' text quotes it)
+        about = {"classifier_sha256": classifier_digest(run), "classifier_test_accuracy": _test_accuracy(run)}
+        append_jsonl(args.out, [{**record, **about}
                                 for record in sweep(run, [variant], [seed], args.ood, overrides, label=label)])
 
     for run in args.runs if (1 in args.table or 2 in args.table) else []:
@@ -129,6 +131,14 @@ def main(argv=None):
             for seed in seeds:
                 for arm, variant in TABLE3.items():
                     measure(run, variant, seed, f"table3:dim={dim}:{arm}")
+
+
+def _test_accuracy(run: Path) -> float | None:
+    """Stage 1's test accuracy (``RUN/stage1/metrics.json``), None for a classifier trained elsewhere."""
+    import json
+
+    metrics = run / "stage1" / "metrics.json"
+    return json.loads(metrics.read_text()).get("test_accuracy") if metrics.is_file() else None
 
 
 def _run_seed(run: Path) -> int:

@@ -471,6 +471,11 @@ def test_ablations_resume_skips_finished_classifiers_and_measurements(tmp_path, 
     assert ("table3:dim=64:uniform", 0) not in swept and ("table3:dim=64:uniform", 1) in swept
     # each record names the classifier it was measured on, so that a later resume can tell
     assert all(r["classifier_sha256"] == f"sha-mnist-cpu-dim{r['variant'].split(':')[1][4:]}-seed0" for r in written)
+    assert all(r["classifier_test_accuracy"] is None for r in written)  # no stage1/metrics.json in these fakes
+    run = tmp_path / "run"
+    (run / "stage1").mkdir(parents=True)
+    (run / "stage1" / "metrics.json").write_text('{"test_accuracy": 0.9936}')
+    assert ablations._test_accuracy(run) == 0.9936
     # one classifier per dim, asked about under its run dir
     assert sorted(asked) == sorted(f"mnist-cpu-dim{d}-seed0" for d in ablations.TABLE3_DIMS)
 
@@ -783,3 +788,61 @@ def test_render_reports_prints_each_raw_report_under_its_command(tmp_path):
     tables.add_report_arguments(parser, render=False)
     args = parser.parse_args(["--out", "a.json", "--markdown", "a.md"])
     assert (str(args.out), str(args.markdown), hasattr(args, "render")) == ("a.json", "a.md", False)
+
+
+def _sweep_record(variant, run, seed, auroc, last=None, epoch=5, baseline=False, accuracy=None):
+    record = {"variant": variant, "run": f"/r/{run}", "seed": seed, "selected_epoch": epoch,
+              "selected/ood": {"auroc": auroc / 100, "fpr95": 0.1}, "last/ood": {"auroc": (last or auroc) / 100, "fpr95": 0.1}}
+    if baseline:
+        record["baseline"] = True
+    if accuracy is not None:
+        record["classifier_test_accuracy"] = accuracy
+    return record
+
+
+def test_the_sweep_reading_says_what_the_table_says(tmp_path, capsys):
+    import summarize_sweep
+
+    records = []
+    for seed, run in enumerate(("a", "b", "c")):
+        records.append(_sweep_record("max_softmax", run, seed, 97.0 + seed, baseline=True, accuracy=0.99 + seed / 1000))
+        records.append(_sweep_record("t:worst", run, seed, 90.0 + seed, last=60.0))  # collapses at the last epoch
+        records.append(_sweep_record("t:mid", run, seed, [97.5, 99.5, 98.5][seed]))  # above MSP on the mean, not in seed 2
+        records.append(_sweep_record("t:best", run, seed, 99.0 + seed / 2, epoch=seed))
+        records.append(_sweep_record("u:same", run, seed, 99.0 + seed / 2, epoch=seed))  # best, labelled elsewhere
+    path = tmp_path / "sweep.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    summarize_sweep.main([str(path), "--ood", "ood", "--prefix", "t:", "--reading",
+                          "--paper-order", "t:worst", "t:mid", "t:best", "--identical", "t:best", "u:same"])
+    out = capsys.readouterr().out
+    assert "- ranked, worst first: worst 91.00 < mid 98.50 < best 99.50." in out
+    assert "the paper's order (worst < mid < best) holds" in out
+    assert "- best: best (99.50 ± 0.50); within one sample std of it (difference <= the larger of the two stds): mid." in out
+    assert "on the mean: mid, best; in every seed: best." in out  # mid: below MSP in seed 2 (98.5 < 99)
+    assert "more than 5 points below the selected checkpoint: worst." in out
+    assert "99.00% (a), 99.10% (b), 99.20% (c)" in out
+    assert "over the 3 (run, seed) pairs measured as both, their selected epochs and AUROCs agree to every digit." in out
+    summarize_sweep.main([str(path), "--ood", "ood", "--prefix", "t:", "--reading",
+                          "--paper-order", "t:best", "t:mid", "--identical", "t:best", "t:mid"])
+    out = capsys.readouterr().out
+    assert "the paper's order (best < mid) does not hold" in out and "AUROCs differ in 3." in out
+
+
+def test_the_table3_reading_names_the_best_arm_per_dim_and_those_above_max_softmax(tmp_path, capsys):
+    import summarize_sweep
+
+    records = []
+    for dim, msp in ((2, 99.0), (64, 95.0)):
+        run = f"mnist-cpu-dim{dim}-seed0"
+        records.append(_sweep_record("max_softmax", run, 0, msp, baseline=True, accuracy=0.99))
+        for seed in (0, 1, 2):
+            records.append(_sweep_record(f"table3:dim={dim}:uniform", run, seed, 98.0 + seed / 10))
+            records.append(_sweep_record(f"table3:dim={dim}:gaussian_tail", run, seed, 96.0 + seed * 2))
+    path = tmp_path / "t3.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    summarize_sweep.main([str(path), "--ood", "ood", "--by-dim", "--reading"])
+    out = capsys.readouterr().out
+    assert ("- dim 2: best uniform (98.10 ± 0.10); within one sample std of it: gaussian_tail; "
+            "above max-softmax of that classifier (99.00): none.") in out
+    assert "- dim 64: best uniform (98.10 ± 0.10); within one sample std of it: gaussian_tail; " \
+           "above max-softmax of that classifier (95.00): uniform, gaussian_tail." in out
