@@ -294,6 +294,14 @@ def commit() -> str:
                           text=True).stdout.strip() or "unknown"
 
 
+def uncommitted_code() -> list[str]:
+    """Tracked files changed outside docs/ (what stamps a record ``COMMIT+dirty``, which never counts
+    as reproduced: ``bal_tf.provenance``). README.md is one: the headline job renders it."""
+    out = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)docs"],
+                         cwd=ROOT, capture_output=True, text=True).stdout
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
 def measured_by_this_code(done_at: str | None) -> bool:
     """True if a job recorded as measured at ``done_at`` need not run again: HEAD differs from it
     only under docs/ (results files and prose, which the jobs themselves commit between sessions)."""
@@ -364,6 +372,9 @@ def main(argv=None) -> int:
     parser.add_argument("--render-only", action="store_true", help="only regenerate docs from the raw files")
     parser.add_argument("--force", action="store_true", help="redo jobs already done at this commit")
     parser.add_argument("--dry-run", action="store_true", help="print the commands, run nothing")
+    parser.add_argument("--allow-dirty", action="store_true",
+                        help="measure with local changes outside docs/ (their records are stamped COMMIT+dirty "
+                             "and never count as reproduced)")
     args = parser.parse_args(argv)
     known = jobs(args.runs_root)
     names = [job.name for job in known]
@@ -389,27 +400,40 @@ def main(argv=None) -> int:
     if not args.all and not args.only:
         parser.error("give --all, --only NAME or --list")
     selected = [job for job in known if args.all or job.name in args.only]
+    changed = [] if args.render_only or args.dry_run or args.allow_dirty else uncommitted_code()
+    if changed:
+        print(f"reproduce: local changes outside docs/ ({', '.join(changed)}): every record measured now would be "
+              "stamped +dirty and never count as reproduced. Commit them, or restore them (a render left "
+              "README.md changed: `git checkout -- README.md`), or pass --allow-dirty.", file=sys.stderr)
+        return 2
     state_path = Path(args.runs_root) / "reproduce_state.json"
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
-    for job in selected:
-        done_at = state.get(job.name, {}).get("commit")
-        if not args.render_only:
-            if measured_by_this_code(done_at) and not args.force:
-                print(f"reproduce: {job.name}: measured at {done_at} (the same code outside docs/) already; "
-                      "rendering only")
-            else:
-                start = time.time()
-                for temporary in job.sweeps if not job.resumable else []:
-                    (ROOT / temporary).unlink(missing_ok=True)  # a killed sweep starts over
-                for command in job.measure:
-                    run_command(command, args.dry_run)
-                if not args.dry_run:
-                    for temporary, final in job.sweeps.items():
-                        shutil.move(ROOT / temporary, ROOT / final)
-                    state[job.name] = {"commit": commit(), "seconds": round(time.time() - start)}
-                    state_path.parent.mkdir(parents=True, exist_ok=True)
-                    state_path.write_text(json.dumps(state, indent=1) + "\n")
-        render(job, args.dry_run)
+    measured = []
+    try:
+        for job in selected:
+            done_at = state.get(job.name, {}).get("commit")
+            if not args.render_only:
+                if measured_by_this_code(done_at) and not args.force:
+                    print(f"reproduce: {job.name}: measured at {done_at} (the same code outside docs/) already; "
+                          "rendering only")
+                else:
+                    start = time.time()
+                    for temporary in job.sweeps if not job.resumable else []:
+                        (ROOT / temporary).unlink(missing_ok=True)  # a killed sweep starts over
+                    for command in job.measure:
+                        run_command(command, args.dry_run)
+                    if not args.dry_run:
+                        for temporary, final in job.sweeps.items():
+                            shutil.move(ROOT / temporary, ROOT / final)
+                        state[job.name] = {"commit": commit(), "seconds": round(time.time() - start)}
+                        state_path.parent.mkdir(parents=True, exist_ok=True)
+                        state_path.write_text(json.dumps(state, indent=1) + "\n")
+            measured.append(job)
+    finally:
+        # Every render after every measurement: a render may rewrite README.md (outside docs/), and a
+        # job measured after it would stamp its records +dirty. A job that failed is not rendered.
+        for job in measured:
+            render(job, args.dry_run)
     return 0
 
 

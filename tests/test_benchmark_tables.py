@@ -258,6 +258,37 @@ def test_reproduce_replaces_a_block_and_only_that_block():
         reproduce.replace_block(text, "t2", "x")
 
 
+def test_reproduce_measures_on_a_clean_checkout_and_renders_after_every_measurement(tmp_path, monkeypatch, capsys):
+    """A render that rewrites README.md must not stamp a later job's records +dirty; a checkout
+    already changed outside docs/ is refused before anything is measured."""
+    import subprocess
+
+    import reproduce
+
+    def git(*args):
+        return subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=tmp_path,
+                              check=True, capture_output=True, text=True).stdout.strip()
+
+    (tmp_path / "README.md").write_text("<!-- reproduce:t:begin -->\n<!-- reproduce:t:end -->\n")
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "start")
+    clean = "import subprocess, sys; sys.exit(1 if subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], capture_output=True, text=True).stdout else 0)"
+    jobs = [reproduce.Job(name, name, [[sys.executable, "-c", clean]], [([sys.executable, "-c", f"print('{name}')"], "README.md#t")])
+            for name in ("first", "second")]
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "jobs", lambda root: jobs)
+    argv = ["--only", "first", "--only", "second", "--runs-root", str(tmp_path / "runs")]
+    assert reproduce.main(argv) == 0  # the second job measured before the first one's render
+    assert "second" in (tmp_path / "README.md").read_text()
+    assert reproduce.uncommitted_code() == ["README.md"]
+    assert reproduce.main(argv + ["--force"]) == 2  # README.md changed: refused, nothing measured
+    assert "README.md" in capsys.readouterr().err
+    assert reproduce.main(argv + ["--render-only"]) == 0
+    with pytest.raises(subprocess.CalledProcessError):  # --allow-dirty measures: the job sees the change
+        reproduce.main(argv + ["--force", "--allow-dirty"])
+
+
 def test_reproduce_moves_a_sweep_into_place_only_when_it_finished(tmp_path, monkeypatch):
     import reproduce
 
