@@ -317,8 +317,15 @@ def measured_by_this_code(done_at: str | None) -> bool:
 def record_commits(path: Path) -> list[str]:
     """The commit stamp of each record of a raw file (JSON: one; JSON lines: one per line;
     ``unstamped`` where a record has none)."""
-    records = ([json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-               if path.suffix == ".jsonl" else [json.loads(path.read_text())])
+    if path.name.endswith((".jsonl", ".partial")):  # a sweep's partial file is JSON lines
+        records = []
+        for line in path.read_text().splitlines():
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue  # a sweep's partial file: its last line, cut by a kill (tables.resume_sweep drops it)
+    else:
+        records = [json.loads(path.read_text())]
     if len(records) == 1 and "commit" not in records[0] and records[0] and all(
             isinstance(v, dict) and "commit" in v for v in records[0].values()):
         records = list(records[0].values())  # one stamp per file drawn (docs/figures/figures.json)
@@ -330,16 +337,20 @@ def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
     archive: ``same_code(commit, head, extra_paths)`` decides (tables.same_code in main)."""
     current, lines = True, []
     for raw in job.raw:
-        path = ROOT / raw
+        path, partial = ROOT / raw, ROOT / (raw + ".partial")
         if not path.is_file():
             current = False
-            lines.append(f"{raw}: missing")
-            continue
-        commits = sorted(set(record_commits(path)))
-        stale = [c for c in commits if not same_code(c, head, job.depends)]
-        current &= not stale
-        lines.append(f"{raw}: " + (f"current (measured at {', '.join(commits)})" if not stale else
-                                   f"stale (measured at {', '.join(stale)}, other code than {head})"))
+            line = f"{raw}: missing"
+        else:
+            commits = sorted(set(record_commits(path)))
+            stale = [c for c in commits if not same_code(c, head, job.depends)]
+            current &= not stale
+            line = f"{raw}: " + (f"current (measured at {', '.join(commits)})" if not stale else
+                                 f"stale (measured at {', '.join(stale)}, other code than {head})")
+        if partial.is_file():  # a resumable sweep under way (its partial file is committed between sessions)
+            done = [c for c in record_commits(partial) if same_code(c, head, job.depends)]
+            line += f"; in progress: {len(done)} records of this code in {raw}.partial"
+        lines.append(line)
     if job.archived_runs:
         archive = ROOT / RESULTS / "protocol_runs.jsonl"
         records = {}

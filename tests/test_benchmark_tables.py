@@ -774,6 +774,16 @@ def test_reproduce_status_names_each_raw_file_not_measured_by_heads_code(tmp_pat
     assert asked == [("tests",)]
     ok, lines = status(raw=[f"{reproduce.RESULTS}/sweep.jsonl", f"{reproduce.RESULTS}/gone.json"])
     assert not ok and "stale (measured at unstamped" in lines[0] and lines[1].endswith("gone.json: missing")
+    # a resumable sweep in progress: its committed partial file says how far (records of this code)
+    (results / "gone.jsonl.partial").write_text(json.dumps({"commit": "head"}) + "\n" + json.dumps({"commit": "old"})
+                                                + "\n" + '{"commit": "he')  # the last line cut by a kill
+    ok, lines = status(raw=[f"{reproduce.RESULTS}/gone.jsonl"])
+    assert not ok and lines[0].endswith("gone.jsonl: missing; in progress: 1 records of this code in "
+                                        f"{reproduce.RESULTS}/gone.jsonl.partial")
+    (results / "current.json.partial").write_text("")  # a new sweep of a current file begun: still current
+    assert status(raw=[f"{reproduce.RESULTS}/current.json"]) == (
+        True, [f"{reproduce.RESULTS}/current.json: current (measured at head); in progress: 0 records of this code "
+               f"in {reproduce.RESULTS}/current.json.partial"])
     ok, lines = status(archived_runs=["a-seed0", "a-seed1", "a-seed2"])
     assert not ok and lines == [f"{reproduce.RESULTS}/protocol_runs.jsonl: 1 of 3 runs at this code "
                                 "(to do: a-seed1, a-seed2)"]
