@@ -208,9 +208,16 @@ def main(argv=None):
     parser.add_argument("--markdown", type=Path, help="with --summarize: also write the tables to this file")
     parser.add_argument("--cross-run-only", action="store_true", help="with --summarize: only the cross-run table")
     args = parser.parse_args(argv)
-    from bal_tf.console import quiet_tensorflow
+    from bal_tf.errors import run_cli
 
-    quiet_tensorflow()
+    return run_cli(lambda: sweep(args, parser))
+
+
+def sweep(args: argparse.Namespace, parser: argparse.ArgumentParser) -> None:
+    """The body of ``main``: a run directory that is not one, or an unknown field in any variant,
+    ends it with one ``error:`` line (``run_cli``) before anything trains."""
+    from bal_tf.errors import ConfigError
+
     if args.summarize:
         text = summaries_from_file(args.summarize, args.cross_run_only)
         if args.markdown:
@@ -220,7 +227,16 @@ def main(argv=None):
         return
     if not args.run:
         parser.error("give --run (or --summarize FILE)")
+    not_runs = [str(run) for run in args.run if not (run / "config.json").is_file()]
+    if not_runs:  # checked for every run first: a typo in the last --run would otherwise surface hours in
+        raise ConfigError(f"--run expects run directories written by train.py (DIR/config.json); "
+                          f"received {', '.join(not_runs)} (no config.json there).")
     variants, done = args.variant or ["default"], {}
+    from bal_tf.run_dir import RunDir
+
+    for run in args.run:  # an unknown field in the last variant: an error now, not after the others' GANs
+        for variant in variants:
+            with_variant(RunDir(run).load_config(), list(args.overrides) + split_variant(variant))
     if args.resume:
         if not args.out:
             parser.error("--resume needs --out (the file it resumes from)")
@@ -266,4 +282,4 @@ def report(run, records: list[dict], out: Path | None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -517,6 +517,9 @@ def test_validate_resume_skips_finished_runs_and_gans_and_is_refused_without_out
     monkeypatch.setattr(validate, "resume_sweep", lambda path, classifiers, key, expected: {n: done.get(n, set()) for n in classifiers})
     validated = {}
     monkeypatch.setattr(validate, "validate_run", lambda run, *a, done, emit: validated.update({run.name: done}) or [])
+    for name in "ABC":
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "config.json").write_text(default_config_json())
     validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "B"), "--run", str(tmp_path / "C"),
                    "--seeds", "0", "1", "--variant", "default", "--variant", "gan.epochs=3"])  # no --resume: all
     assert validated == {"A": set(), "B": set(), "C": set()}
@@ -527,6 +530,33 @@ def test_validate_resume_skips_finished_runs_and_gans_and_is_refused_without_out
     assert validated == {"B": done["B"], "C": set()}  # A finished; B goes on where it stopped
     with pytest.raises(SystemExit):
         validate.main(["--run", str(tmp_path / "A"), "--resume"])
+
+
+def default_config_json() -> str:
+    import json
+
+    from bal_tf.config import get_preset
+
+    return json.dumps(get_preset("mnist-cpu").to_dict())
+
+
+def test_validate_refuses_a_non_run_and_an_unknown_variant_field_before_training(tmp_path, monkeypatch, capsys):
+    trained = []
+    monkeypatch.setattr(validate, "validate_run", lambda run, *a, **k: trained.append(run) or [])
+    (tmp_path / "A").mkdir()
+    (tmp_path / "A" / "config.json").write_text(default_config_json())
+    # the typo is in the last --run: refused before the first run's sweep starts, nothing written
+    assert validate.main(["--run", str(tmp_path / "A"), "--run", str(tmp_path / "typo"), "--seeds", "0",
+                          "--out", str(tmp_path / "v.jsonl")]) == 2
+    message = capsys.readouterr().out
+    assert "error: --run expects run directories" in message and str(tmp_path / "typo") in message
+    assert "Traceback" not in message
+    # an unknown field in the last variant: refused before the first variant's GANs
+    assert validate.main(["--run", str(tmp_path / "A"), "--variant", "default", "--variant", "gan.bogus=1",
+                          "--seeds", "0", "--out", str(tmp_path / "v.jsonl")]) == 2
+    assert "Unknown config field 'gan.bogus'" in capsys.readouterr().out
+    assert trained == [] and not (tmp_path / "v.jsonl").exists()
+    assert validate.main(["--run", str(tmp_path / "A"), "--seeds", "0"]) == 0 and trained == [tmp_path / "A"]
 
 
 def test_validate_run_emits_each_gan_as_it_finishes_and_skips_what_is_done(tmp_path, monkeypatch):
