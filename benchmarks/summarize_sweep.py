@@ -139,7 +139,14 @@ def classifier_accuracies(records: list[dict]) -> str:
 
     found = {Path(r["run"]).name: r["classifier_test_accuracy"] for r in records
              if r.get("classifier_test_accuracy") is not None}
-    return ", ".join(f"{100 * acc:.2f}% ({name})" for name, acc in sorted(found.items()))
+    return ", ".join(f"{100 * acc:.2f}% ({name})" for name, acc in sorted(found.items(), key=lambda kv: _natural(kv[0])))
+
+
+def _natural(name: str) -> list:
+    """Sort key that orders the numbers in a name by value: ...-dim64-... before ...-dim256-..."""
+    import re
+
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
 
 
 def by_dim_reading(records: list[dict], ood: str) -> list[str]:
