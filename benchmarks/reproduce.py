@@ -167,6 +167,7 @@ def jobs(runs_root: str) -> list[Job]:
                for run, raw in zip(validation_runs, final_raw)],
             [(python("benchmarks/validate.py", "--summarize", *validation_raw,
                      "--markdown", f"{RESULTS}/validation/summary.md"), None),
+             (python("benchmarks/decision_log.py", "--out", f"{RESULTS}/validation/decision_log.md"), None),
              (python("benchmarks/validate.py", "--summarize", *validation_raw, "--cross-run-only"),
               "docs/DESIGN.md#validation-ranks"),
              (python("benchmarks/validate.py", "--summarize", *final_raw, "--cross-run-only"),

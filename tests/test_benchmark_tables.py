@@ -920,3 +920,50 @@ def test_the_table3_reading_names_the_best_arm_per_dim_and_those_above_max_softm
     # the classifiers in the order of their dims (a string sort would put 256 before 64)
     assert ("classifiers' test accuracy: 99.00% (mnist-cpu-dim2-seed0), 98.94% (mnist-cpu-dim64-seed0), "
             "98.74% (mnist-cpu-dim256-seed0).") in out
+
+
+def decision_log_records(run, bal):
+    """Two baselines and BAL's variants (name -> per-seed AUROCs over two families)."""
+    lines = [record(run, "knn", "-", 0, [0.99, 0.90]), record(run, "msp", "-", 0, [0.80, 0.95])]
+    for variant, seeds in bal.items():
+        lines += [record(run, "bal", variant, seed, aurocs) for seed, aurocs in enumerate(seeds)]
+    return lines
+
+
+def test_decision_log_reads_ranks_the_rule_and_the_families_that_moved(monkeypatch):
+    import decision_log
+
+    # ranks per family: ref (0.85, 0.85) -> 2, 3 => 2.5; better (0.995, 0.96) -> 1, 1 => 1.0
+    per_run = {run: decision_log_records(run, {"ref": [[0.85, 0.85], [0.85, 0.85]],
+                                                "better": [[0.995, 0.96], [0.995, 0.96]],
+                                                "same": [[0.851, 0.85], [0.851, 0.85]]})
+               for run in ("A", "B")}
+    summaries = {run: decision_log.summarize_run(records) for run, records in per_run.items()}
+    assert summaries["A"].ranks == {"ref": 2.5, "better": 1.0, "same": 2.5}
+    text = decision_log.render_decision(decision_log.Decision("x", "X", "ref", ["better", "same"]), summaries)
+    assert "| `better` | 1.00 | 1.00 | 1.00 | clears the rule (-1.50) |" in text
+    assert "| `same` | 2.50 | 2.50 | 2.50 | within the rule (+0.00; it asks below -0.25) |" in text
+    # 'better' moved both families by >= 0.5 points (listed with the best baseline); 'same' moved none
+    assert "`better` on A: family0 85.00 ± 0.00 -> 99.50 ± 0.00 (knn 99.00); family1 85.00 ± 0.00 -> 96.00 ± 0.00 (msp 95.00)" in text
+    assert "`same` on" not in text
+    worse = decision_log.render_decision(decision_log.Decision("y", "Y", "better", ["ref"]), summaries)
+    assert "worse (+1.50)" in worse
+    assert "`ref` on B: family0 99.50 ± 0.00 -> 85.00 ± 0.00 (knn 99.00)" in worse  # falls are moves too
+
+
+def test_decision_log_names_a_variant_no_record_holds():
+    import decision_log
+
+    summaries = {"A": decision_log.summarize_run(decision_log_records("A", {"ref": [[0.85, 0.85]]}))}
+    with pytest.raises(KeyError, match="'typo'"):
+        decision_log.render_decision(decision_log.Decision("x", "X", "ref", ["typo"]), summaries)
+
+
+def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
+    """Every decision of the log names variants its raw files hold (the docs stay renderable)."""
+    import decision_log
+
+    assert decision_log.main(["--out", str(tmp_path / "log.md")]) == 0
+    text = (tmp_path / "log.md").read_text()
+    assert text == decision_log.render()
+    assert text.count("\n### ") == len(decision_log.DECISIONS) + 4  # + the four side measurements
