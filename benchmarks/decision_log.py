@@ -212,7 +212,8 @@ def render_decision(decision: Decision, summaries: dict[str, RunSummary]) -> str
             changes = [f"{summaries[run].ranks[variant] - summaries[run].ranks[decision.reference]:+.2f} on {run}"
                        for run in measured if decision.reference in summaries[run].ranks]
             reading = "not on every run: " + ", ".join(changes)
-        rows.append([f"`{variant}`"] + cells + ["-" if mean is None else f"{mean:.2f}", reading])
+        label = f"`{variant}`".replace("|", "\\|")  # a bare pipe would end the table cell
+        rows.append([label] + cells + ["-" if mean is None else f"{mean:.2f}", reading])
         if variant == decision.reference:
             continue
         for run in measured:

@@ -948,6 +948,10 @@ def test_decision_log_reads_ranks_the_rule_and_the_families_that_moved(monkeypat
     assert "`same` on" not in text
     worse = decision_log.render_decision(decision_log.Decision("y", "Y", "better", ["ref"]), summaries)
     assert "worse (+1.50)" in worse
+    piped = {run: decision_log.summarize_run(decision_log_records(run, {"ref": [[0.85, 0.85]], "v | D ensemble: top3": [[0.85, 0.85]]}))
+             for run in ("A",)}
+    assert "| `v \\| D ensemble: top3` | 2.50 |" in decision_log.render_decision(
+        decision_log.Decision("z", "Z", "ref", ["v | D ensemble: top3"]), piped)  # a pipe in a cell is escaped
     assert "`ref` on B: family0 99.50 ± 0.00 -> 85.00 ± 0.00 (knn 99.00)" in worse  # falls are moves too
 
 
