@@ -17,10 +17,12 @@ Resumable: a killed job is redone from its start on the next call, and the comma
 resume their own runs (train.py skips finished stages and resumes epochs); JSON lines of a sweep
 go to a temporary file that replaces the committed one only when the sweep has finished, so a
 kill never leaves a half-written raw file. The validation and ablation sweeps keep every GAN
-their temporary file has finished by the same code on the same classifier file (each record holds
-its sha256: ``tables.resume_sweep``) and measure only the rest; committed, that file carries them
-to the next session (a machine without the run dirs retrains the classifiers and so measures their
-runs again). Finished jobs are recorded, with their commit, in
+their temporary file has finished by the same code on the same classifier (each record holds a
+sha256 of its weights and architecture: ``tables.classifier_digest``, ``tables.resume_sweep``) and
+measure only the rest; committed, that file carries them to the next session (a machine without
+the run dirs retrains the classifiers; training is deterministic given preset and seed, so the
+retrained classifier has the same digest and its runs resume; if it differed, they would be
+measured again). Finished jobs are recorded, with their commit, in
 ``RUNS_ROOT/reproduce_state.json`` and not measured again while HEAD differs from that commit only under docs/. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.

@@ -103,14 +103,35 @@ def _git_agrees(commit: str, other: str, extra_paths: tuple) -> bool:
 
 
 def classifier_digest(run_dir) -> str | None:
-    """The sha256 of a run's classifier file (what its feature cache keys on), or None before
-    stage 1 has written it."""
+    """The classifier a run's records were measured on, or None before stage 1 has written it:
+    the sha256 of its weights file and its architecture inside ``classifier.keras``.
+
+    Not the file's own sha256: a ``.keras`` file also holds the date it was saved
+    (``metadata.json``) and Python object ids (``shared_object_id`` in ``config.json``), so the
+    same classifier retrained on another machine (training is deterministic given the preset and
+    seed) would look like a new one, and a sweep committed part-way could not resume there. A file
+    that is not a Keras archive is digested whole."""
+    import hashlib
+    import json
+    import zipfile
     from pathlib import Path
 
-    from bal_tf.features import file_sha256
-
     path = Path(run_dir) / "classifier.keras"
-    return file_sha256(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            weights, config = archive.read("model.weights.h5"), json.loads(archive.read("config.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError):
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    def without_object_ids(node):
+        if isinstance(node, dict):
+            return {k: without_object_ids(v) for k, v in node.items() if k != "shared_object_id"}
+        return [without_object_ids(v) for v in node] if isinstance(node, list) else node
+
+    canonical = json.dumps(without_object_ids(config), sort_keys=True).encode()
+    return hashlib.sha256(hashlib.sha256(canonical).digest() + hashlib.sha256(weights).digest()).hexdigest()
 
 
 def resume_sweep(path, classifiers: dict[str, str | None], key, expected: dict[str, set] | None = None) -> dict[str, set]:
@@ -118,9 +139,9 @@ def resume_sweep(path, classifiers: dict[str, str | None], key, expected: dict[s
     measurement at a time: a sweep cut short loses only the GAN it was training.
 
     A record counts for a run when it was written by the same code (``same_code`` with this
-    checkout) on the same classifier file (its ``classifier_sha256``, ``classifier_digest``):
-    a classifier retrained on a machine without the run dir must not be mixed with the old
-    one's records. A run whose records already hold every ``expected`` key, all on one
+    checkout) on the same classifier (its ``classifier_sha256``, ``classifier_digest``: weights
+    and architecture): a classifier retrained on a machine without the run dir counts as the old
+    one only if it came out identical. A run whose records already hold every ``expected`` key, all on one
     classifier, is finished whatever this machine's classifier. Every other record of those runs
     is removed from ``path`` (rewritten in one step), as is a line cut short by a kill; other
     runs' records are kept as they are.

@@ -1,6 +1,7 @@
 """The benchmarks' table code: spread labels, variant parsing and the validation rank tables."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -470,12 +471,40 @@ def test_a_sweep_resumes_each_measurement_made_by_the_same_code_on_the_same_clas
     assert [json.loads(line) for line in path.read_text().splitlines()] == lines[:2] + lines[-1:]
 
 
-def test_classifier_digest_is_the_classifier_file_s_sha256(tmp_path):
+def test_classifier_digest_is_the_classifiers_weights_and_architecture_not_its_save_date(tmp_path):
+    """The same classifier saved again (another date, other object ids: what retraining it on a
+    new machine gives) keeps its digest, so a committed sweep resumes there; other weights do not."""
     import hashlib
+    import zipfile
+
+    import keras
 
     assert tables.classifier_digest(tmp_path) is None  # stage 1 not done
-    (tmp_path / "classifier.keras").write_bytes(b"weights")
-    assert tables.classifier_digest(tmp_path) == hashlib.sha256(b"weights").hexdigest()
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(3)])
+    model.save(tmp_path / "classifier.keras")
+    digest = tables.classifier_digest(tmp_path)
+    file_sha = hashlib.sha256((tmp_path / "classifier.keras").read_bytes()).hexdigest()
+
+    def resave(metadata: bytes, object_id: str):
+        with zipfile.ZipFile(tmp_path / "classifier.keras") as archive:
+            members = {name: archive.read(name) for name in archive.namelist()}
+        members["metadata.json"] = metadata
+        members["config.json"] = re.sub(rb'"shared_object_id": \d+', object_id.encode(), members["config.json"])
+        with zipfile.ZipFile(tmp_path / "other.keras", "w") as archive:
+            for name, data in members.items():
+                archive.writestr(name, data)
+        (tmp_path / "other.keras").replace(tmp_path / "classifier.keras")
+
+    assert b"shared_object_id" in zipfile.ZipFile(tmp_path / "classifier.keras").read("config.json")
+    resave(b'{"keras_version": "3", "date_saved": "another day"}', '"shared_object_id": 12345')
+    assert hashlib.sha256((tmp_path / "classifier.keras").read_bytes()).hexdigest() != file_sha
+    assert tables.classifier_digest(tmp_path) == digest
+    model.layers[0].kernel.assign(model.layers[0].kernel + 1e-3)
+    model.save(tmp_path / "classifier.keras")
+    assert tables.classifier_digest(tmp_path) != digest
+    (tmp_path / "classifier.keras").write_bytes(b"not an archive")  # digested whole
+    assert tables.classifier_digest(tmp_path) == hashlib.sha256(b"not an archive").hexdigest()
 
 
 def test_ablations_resume_skips_finished_classifiers_and_measurements(tmp_path, monkeypatch):
