@@ -139,6 +139,30 @@ def bal_geometry_file(protocol: str, arch: str, ood: str) -> str:
     return f"{RESULTS}/bal_geometry/{protocol}-{arch}-{ood}.json"
 
 
+def validation_run_finished(name: str, raw: str) -> bool:
+    """True when the validation job's records of run ``name`` (its partial file, else its final
+    one) hold the baselines and every (variant, GAN seed) of the job, all measured by this code
+    (``tables.same_code`` with validate.py) on one classifier: the sweep would skip the run
+    (``tables.resume_sweep``), so the job need not train its classifier on this machine."""
+    from tables import same_code
+
+    path = next((p for p in (ROOT / f"{raw}.partial", ROOT / raw) if p.is_file()), None)
+    if path is None:
+        return False
+    head, keys = commit(), {}
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue  # a line cut short by a kill
+        if Path(record.get("run", "")).name == f"{name}-seed0" and \
+                same_code(record.get("commit", "?"), head, ["benchmarks/validate.py"]):
+            keys.setdefault(record.get("classifier_sha256"), set()).add(
+                (record["method"], record["variant"], record["seed"]))
+    expected = {("bal", variant, seed) for variant in VALIDATION_VARIANTS for seed in (0, 1, 2)}
+    return any(expected <= found and any(variant == "-" for _, variant, _ in found) for found in keys.values())
+
+
 def jobs(runs_root: str) -> list[Job]:
     r = runs_root
     tables = python("benchmarks/protocols.py", *protocol_args(r), "--summarize-only",
@@ -147,6 +171,7 @@ def jobs(runs_root: str) -> list[Job]:
     validation_runs = [f"{r}/{name}-seed0" for name in VALIDATION_RUNS]
     validation_raw = [f"{RESULTS}/validation/{name}-seed0.jsonl" for name in VALIDATION_RUNS]  # the decision log's
     final_raw = [f"{FINAL_VALIDATION}/{name}-seed0.jsonl" for name in VALIDATION_RUNS]
+    finished = {name: validation_run_finished(name, raw) for name, raw in zip(VALIDATION_RUNS, final_raw)}
     mnist_runs = [f"{r}/mnist-cpu-seed{s}" for s in (0, 1, 2)]
     return [
         Job("protocols", "test protocols, both backbones, 3 seeds, every method incl. GCPL / AEC (default GAN)",
@@ -161,12 +186,13 @@ def jobs(runs_root: str) -> list[Job]:
               archived_runs=protocol_run_names(PAPER_PRESET_ARCHES, name))
           for name in OTHER_GAN_PRESETS],
         Job("validation", "the GAN presets on the three validation runs, 3 GAN seeds; the decision log's tables",
+            # a run whose committed records are finished (another session's) needs no classifier here
             [python("train.py", "--preset", name, "--run-dir", run, "--stages", "classifier", "--quiet")
-             for name, run in zip(VALIDATION_RUNS, validation_runs)]
+             for name, run, raw in zip(VALIDATION_RUNS, validation_runs, final_raw) if not finished[name]]
             + [python("benchmarks/validate.py", "--run", run, "--seeds", "0", "1", "2",
                       *[arg for v in VALIDATION_VARIANTS for arg in ("--variant", v)], "--out", raw + ".partial",
                       "--resume")
-               for run, raw in zip(validation_runs, final_raw)],
+               for name, run, raw in zip(VALIDATION_RUNS, validation_runs, final_raw) if not finished[name]],
             [(python("benchmarks/validate.py", "--summarize", *validation_raw,
                      "--markdown", f"{RESULTS}/validation/summary.md"), None),
              (python("benchmarks/decision_log.py", "--out", f"{RESULTS}/validation/decision_log.md"), None),

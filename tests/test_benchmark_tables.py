@@ -1000,3 +1000,40 @@ def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     text = (tmp_path / "log.md").read_text()
     assert text == decision_log.render()
     assert text.count("\n### ") == len(decision_log.DECISIONS) + 4  # + the four side measurements
+
+
+def test_reproduce_validation_job_trains_no_classifier_for_a_run_whose_records_are_finished(tmp_path, monkeypatch):
+    """A run another session finished (every variant and seed and the baselines, by this code, on one
+    classifier) is left out of the job's commands; a run one GAN short, or measured by other code
+    or on two classifiers, is not."""
+    import reproduce
+    import tables
+
+    monkeypatch.setattr(reproduce, "ROOT", tmp_path)
+    monkeypatch.setattr(reproduce, "commit", lambda: "head")
+    monkeypatch.setattr(tables, "same_code", lambda commit, head, extra=(): commit == head)
+    final = tmp_path / reproduce.FINAL_VALIDATION
+    final.mkdir(parents=True)
+
+    def write(name, drop=0, commit="head", second_classifier=False):
+        keys = [("max_softmax", "-", 0)] + [("bal", v, s) for v in reproduce.VALIDATION_VARIANTS for s in (0, 1, 2)]
+        keys = keys[:len(keys) - drop]
+        records = [{"run": f"/x/{name}-seed0", "method": m, "variant": v, "seed": s, "commit": commit,
+                    "classifier_sha256": "b" if second_classifier and i % 2 else "a"} for i, (m, v, s) in enumerate(keys)]
+        (final / f"{name}-seed0.jsonl.partial").write_text("".join(json.dumps(r) + "\n" for r in records) + '{"cut')
+
+    first, second, third = reproduce.VALIDATION_RUNS
+    write(first)
+    write(second, drop=1)
+    write(third, commit="other")
+
+    def commands():
+        job = next(j for j in reproduce.jobs("R") if j.name == "validation")
+        return [" ".join(c) for c in job.measure]
+
+    listed = commands()
+    assert not any(f"R/{first}-seed0" in c for c in listed)  # finished: no classifier, no sweep
+    for name in (second, third):
+        assert sum(f"R/{name}-seed0" in c for c in listed) == 2  # train.py and validate.py
+    write(first, second_classifier=True)
+    assert sum(f"R/{first}-seed0" in c for c in commands()) == 2
