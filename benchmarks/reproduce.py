@@ -22,7 +22,7 @@ sha256 of its weights and architecture: ``tables.classifier_digest``, ``tables.r
 measure only the rest; committed, that file carries them to the next session (a machine without
 the run dirs retrains the classifiers; training is deterministic given preset and seed, so the
 retrained classifier has the same digest and its runs resume; if it differed, they would be
-measured again). Finished jobs are recorded, with their commit, in
+measured again; a validation run whose records are finished is not trained at all). Finished jobs are recorded, with their commit, in
 ``RUNS_ROOT/reproduce_state.json`` and not measured again while HEAD differs from that commit only under docs/. The protocol jobs keep every finished run's evaluation in
 ``docs/results/protocol_runs.jsonl`` too (``protocols.py --archive``): committed, it carries them to
 a machine without the run dirs, where runs evaluated at the same commit are not trained again.
