@@ -300,9 +300,21 @@ def run_command(command: list[str], dry_run: bool, capture: bool = False) -> str
     print(f"reproduce: {shown}", flush=True)
     if dry_run:
         return ""
-    result = subprocess.run(command, cwd=ROOT, check=True, text=True,
+    result = subprocess.run(command, cwd=ROOT, check=True, text=True, env=checkout_environment(),
                             stdout=subprocess.PIPE if capture else None)
     return result.stdout if capture else ""
+
+
+def checkout_environment() -> dict[str, str]:
+    """The commands' environment: ``bal_tf`` imported from this checkout. A script run as
+    ``python benchmarks/X.py`` finds ``bal_tf`` through the virtualenv, and an editable install
+    there points at the checkout it was made from: a second checkout (a git worktree) using that
+    virtualenv would measure the other checkout's code and stamp its commit (``+dirty`` when it
+    has local changes, so such records never count)."""
+    import os
+
+    paths = [str(ROOT)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(paths)}
 
 
 def render(job: Job, dry_run: bool) -> None:

@@ -1,6 +1,7 @@
 """The benchmarks' table code: spread labels, variant parsing and the validation rank tables."""
 
 import json
+import os
 import re
 import sys
 from pathlib import Path
@@ -1037,3 +1038,22 @@ def test_reproduce_validation_job_trains_no_classifier_for_a_run_whose_records_a
         assert sum(f"R/{name}-seed0" in c for c in listed) == 2  # train.py and validate.py
     write(first, second_classifier=True)
     assert sum(f"R/{first}-seed0" in c for c in commands()) == 2
+
+
+def test_reproduce_commands_import_bal_tf_from_their_own_checkout(tmp_path, monkeypatch, capsys):
+    """A worktree using another checkout's virtualenv (editable install) must still measure its own
+    code: the commands see this checkout first on PYTHONPATH."""
+    import reproduce
+
+    fake = tmp_path / "checkout"
+    (fake / "bal_tf").mkdir(parents=True)
+    (fake / "bal_tf" / "__init__.py").write_text("")
+    (fake / "benchmarks").mkdir()  # run as a script: its own directory, not the cwd, leads sys.path
+    (fake / "benchmarks" / "probe.py").write_text(
+        "import os\nimport bal_tf\nprint(bal_tf.__file__)\nprint(os.environ['PYTHONPATH'])\n")
+    monkeypatch.setattr(reproduce, "ROOT", fake)
+    monkeypatch.setenv("PYTHONPATH", "/elsewhere")
+    out = reproduce.run_command([sys.executable, "benchmarks/probe.py"], dry_run=False, capture=True)
+    module, path = out.split("\n")[:2]
+    assert module == str(fake / "bal_tf" / "__init__.py")
+    assert path == f"{fake}{os.pathsep}/elsewhere"
