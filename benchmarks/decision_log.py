@@ -9,7 +9,10 @@ reference and what the decision rule makes of it (an option is taken when it low
 rank over the three runs by more than ``RULE``), then every family whose AUROC moved by at least
 ``MOVE`` points, with the best feature-based baseline on it. The side measurements the log cites
 (near-OOD geometry, k-NN ratios, quantized parity, stage-2 time) are rendered from their own
-raw JSON files, each under the command that measured it.
+raw JSON files, each under the command that measured it. The last section reads the final
+validation job's raw files (``docs/results/validation/final/``, ``reproduce.py --only validation``):
+today's default against the defaults before it, the paper's presets and the default without its
+EMA of D, all measured at one commit.
 
     python benchmarks/decision_log.py                         # prints docs/results/validation/decision_log.md
     python benchmarks/decision_log.py --out docs/results/validation/decision_log.md
@@ -56,6 +59,7 @@ class Decision:
     title: str
     reference: str
     alternatives: list[str]
+    reference_note: str = "the default of its day"
 
 
 DECISIONS = [
@@ -128,6 +132,16 @@ DECISIONS = [
     Decision("ema-bias-correction", "EMA bias correction", STABLE, ["gan.d_ema_bias_correction=true"]),
 ]
 
+FINAL = f"{VALIDATION}/final"  # the final validation job's own raw files (never the decision log's)
+# What that job measures beside today's default (benchmarks/reproduce.py VALIDATION_VARIANTS): the chain of
+# defaults, the paper's presets, and the default without its EMA of D with selection kept (the EMA row's question).
+AT_ONE_COMMIT = Decision(
+    "at-one-commit", "Today's default against the earlier defaults, the paper's presets and no EMA, at one commit",
+    "gan_preset=default",
+    [f"gan_preset={name}" for name in ("no_boundary", "whitened_shells", "shells", "stable", "paper", "paper_literal")]
+    + ["gan_preset=default,gan.d_ema_decay=0.0"],
+    reference_note="today's default, measured by the same code as every row")
+
 
 def read_runs(paths: list[Path]) -> dict[str, list[dict]]:
     """Run name -> its records (a baseline measured again by a later invocation counted once)."""
@@ -191,7 +205,8 @@ def rule_reading(change: float) -> str:
     return f"worse ({change:+.2f})"
 
 
-def render_decision(decision: Decision, summaries: dict[str, RunSummary]) -> str:
+def render_decision(decision: Decision, summaries: dict[str, RunSummary], source: str = "") -> str:
+    """``source``: a sentence naming the raw records, when they are not the decision log's own."""
     runs = list(summaries)
     rows, moves = [], []
     for variant in [decision.reference] + decision.alternatives:
@@ -222,7 +237,7 @@ def render_decision(decision: Decision, summaries: dict[str, RunSummary]) -> str
                 moves.append(f"- `{variant}` on {run}: " + "; ".join(moved))
     header = ["variant"] + runs + ["mean over runs", "against the reference"]
     text = (f"### {decision.title}\n\n<a id=\"{decision.anchor}\"></a>Reference: `{decision.reference}` "
-            f"(the default of its day). BAL's mean rank (p1 * p2 among the 7 feature-based baselines, "
+            f"({decision.reference_note}). {source}BAL's mean rank (p1 * p2 among the 7 feature-based baselines, "
             f"averaged over the six families):\n\n{markdown_table(header, rows)}\n")
     if moves:
         text += (f"\nFamilies whose AUROC (%, mean ± sample std (ddof=1) over the GAN seeds) moved by at least "
@@ -319,6 +334,21 @@ def side_measurements(root: Path) -> str:
     return "\n".join(sections)
 
 
+def render_at_one_commit(root: Path) -> str:
+    """The final validation job's section; says what measures it while its raw files are missing."""
+    paths = [root / FINAL / f"{run}.jsonl" for run in RUNS]
+    missing = [str(p.relative_to(root)) for p in paths if not p.is_file()]
+    if missing:
+        return (f"### {AT_ONE_COMMIT.title}\n\n<a id=\"{AT_ONE_COMMIT.anchor}\"></a>No records yet in "
+                + ", ".join(f"`{m}`" for m in missing)
+                + ": `python benchmarks/reproduce.py --only validation` measures them.\n")
+    per_run = read_runs(paths)
+    summaries = {run: summarize_run(per_run[run]) for run in RUNS if run in per_run}
+    source = (f"Raw records: {', '.join(f'`{p.relative_to(root)}`' for p in paths)} "
+              f"(measured at {stamps(per_run)}). ")
+    return render_decision(AT_ONE_COMMIT, summaries, source)
+
+
 def render(root: Path = ROOT) -> str:
     paths = [root / VALIDATION / f"{run}.jsonl" for run in RUNS]
     per_run = read_runs(paths)
@@ -331,7 +361,8 @@ def render(root: Path = ROOT) -> str:
             "made, at the commit in its stamp; `default` in records before `0566035` is the default of that day "
             "(today's `--gan-preset stable`).\n\n## Decisions\n\n"
             + "\n".join(render_decision(d, summaries) for d in DECISIONS)
-            + "\n## Side measurements\n\n" + side_measurements(root))
+            + "\n## Side measurements\n\n" + side_measurements(root)
+            + "\n## Measured again at one commit\n\n" + render_at_one_commit(root))
 
 
 def main(argv=None) -> int:

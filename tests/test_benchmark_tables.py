@@ -1000,7 +1000,40 @@ def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     assert decision_log.main(["--out", str(tmp_path / "log.md")]) == 0
     text = (tmp_path / "log.md").read_text()
     assert text == decision_log.render()
-    assert text.count("\n### ") == len(decision_log.DECISIONS) + 4  # + the four side measurements
+    # + the four side measurements and the final validation job's section
+    assert text.count("\n### ") == len(decision_log.DECISIONS) + 4 + 1
+
+
+def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp_path):
+    """The last section compares exactly what the final validation job measures, read from its own
+    raw files (with their stamps), and says what measures them while they are missing."""
+    import decision_log
+    import reproduce
+
+    section = decision_log.AT_ONE_COMMIT
+    assert [section.reference] + section.alternatives == reproduce.VALIDATION_VARIANTS
+    assert decision_log.FINAL == reproduce.FINAL_VALIDATION
+
+    final = tmp_path / decision_log.FINAL
+    final.mkdir(parents=True)
+    (final / f"{decision_log.RUNS[0]}.jsonl").write_text("")
+    missing = decision_log.render_at_one_commit(tmp_path)
+    assert f"No records yet in `{decision_log.FINAL}/{decision_log.RUNS[1]}.jsonl`" in missing
+    assert f"`{decision_log.FINAL}/{decision_log.RUNS[0]}.jsonl`" not in missing  # only the files that are missing are named
+    assert "reproduce.py --only validation" in missing
+
+    reference, no_ema = section.reference, section.alternatives[-1]
+    for run in decision_log.RUNS:
+        bal = {variant: [[0.85, 0.85]] for variant in section.alternatives}
+        bal[reference] = [[0.85, 0.85]]
+        bal[no_ema] = [[0.995, 0.96]]  # ranks 1, 1 against the reference's 2, 3
+        lines = [dict(r, commit="abc1234", machine="test box") for r in decision_log_records(f"/runs/{run}", bal)]
+        (final / f"{run}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = decision_log.render_at_one_commit(tmp_path)
+    assert f'<a id="{section.anchor}"></a>Reference: `{reference}`' in text
+    assert f"`{decision_log.FINAL}/{decision_log.RUNS[2]}.jsonl` (measured at commits abc1234; test box)" in text
+    assert f"| `{no_ema}` | 1.00 | 1.00 | 1.00 | 1.00 | clears the rule (-1.50) |" in text
+    assert f"| `{section.alternatives[0]}` | 2.50 | 2.50 | 2.50 | 2.50 | within the rule (+0.00; it asks below -0.25) |" in text
 
 
 def test_reproduce_validation_job_trains_no_classifier_for_a_run_whose_records_are_finished(tmp_path, monkeypatch):
