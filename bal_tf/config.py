@@ -21,21 +21,15 @@ from bal_tf import errors
 # (JSON, presets, --set), so a typo fails before any training and lists the choices.
 Arch = typing.Literal["resnet18", "resnet34", "densenet", "cnn"]
 LRSchedule = typing.Literal["cosine", "constant"]
-LabelConditioning = typing.Literal["concat", "projection"]
 GeneratorOutput = typing.Literal["auto", "relu", "linear"]
-TrivialSampling = typing.Literal["uniform", "gaussian", "gaussian_tail"]
+TrivialSampling = typing.Literal["uniform", "gaussian", "gaussian_tail"]  # Table 3's arms
 NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
-ShellSampling = typing.Literal["none", "gaussian_tail", "radial"]
-KNNInputMode = typing.Literal["concat", "monotone"]
-RadiusInputMode = typing.Literal["none", "concat", "monotone"]
-BoundaryTargets = typing.Literal["negative", "graded"]
-DiscriminatorInput = typing.Literal["raw", "standardized", "l2_normalized", "whitened"]
-GeneratorLoss = typing.Literal["saturating", "non_saturating"]
+ShellSampling = typing.Literal["none", "radial"]
+DiscriminatorInput = typing.Literal["raw", "whitened"]
 Selection = typing.Literal["synthetic", "last"]
-ShuffleLabels = typing.Literal["uniform", "nearest_class"]
-SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs", "image_blend", "half_swap",
-                                 "uniform_features", "perturbed_features", "hard_features"]
+SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs", "uniform_features",
+                                 "perturbed_features", "hard_features"]
 
 
 class _ChoicesChecked:
@@ -128,15 +122,13 @@ class GANConfig(_ChoicesChecked):
     """Stage 2: BAL's conditional GAN on cached features (paper Sec. 4, Algorithm 1).
 
     The paper fixes lambda_c = 0.7 (Eq. 9) and lambda = 0.01 (Eq. 12) and leaves the rest
-    open; the defaults below are this project's choices, argued in docs/DESIGN.md.
+    open; the defaults below are this project's choices (docs/DESIGN.md, "The default").
 
     Attributes:
         epochs: passes over the cached training features.
         batch_size: features per step; also the batch of the batch-wise box (Eqs. 4-5).
         latent_dim: size of the generator's noise z.
         generator_units / discriminator_units: hidden Dense widths of G and D (MLPs).
-        label_conditioning: how the class enters D: ``concat`` (one-hot appended to f) or
-            ``projection`` (Miyato & Koyama's projection discriminator).
         generator_output: ``relu`` (features after ReLU + pooling are >= 0), ``linear``, or
             ``auto`` (relu when every training feature is >= 0).
         d_learning_rate / g_learning_rate / beta_1 / beta_2: Adam for D and G.
@@ -159,72 +151,29 @@ class GANConfig(_ChoicesChecked):
             class (M_c exactly as the paper defines it; memory grows with the class size).
         use_vanilla_loss / use_shuffle_loss / use_uniform_loss: the terms L_t, L_s, L_u of L_d
             (Eq. 11), switchable for the Table 1 ablation.
-        shuffle_labels: the shuffle function T of Eq. 8: ``uniform`` (any wrong label, equally
-            likely: the paper's "randomly shuffle") or ``nearest_class`` (the wrong class whose
-            region the feature lies closest to, in class-radius units: the classifier's likeliest
-            confusion, so L_s teaches D the class boundaries near-OOD data falls across).
-        shuffle_weight: the weight of L_s in L_d (1 = Eq. 11).
-        trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5), ``gaussian`` (whole per-class
-            diagonal Gaussians fitted on the training features, dense core included) or
-            ``gaussian_tail`` (Table 3's alternative as the paper words it: only the low-density
-            region of each class's Gaussian, ``shell_radius`` times the class's median radius,
-            labelled with that class).
-        shell_sampling: extra negatives from the low-density region of each class, labelled
-            with that class (an REM option; ``none`` = the paper): ``gaussian_tail`` (the tail of
-            the per-class diagonal Gaussian, as VOS samples) or ``radial`` (the class's own
-            features pushed away from its mean). See ``sampling.sample_class_shell``.
+        trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5), or Table 3's alternatives:
+            ``gaussian`` (whole per-class diagonal Gaussians, dense core included) or
+            ``gaussian_tail`` (only the low-density region of each class's Gaussian,
+            ``shell_radius`` times the class's median radius, labelled with that class).
+        shell_sampling: ``radial`` (ours, the default): negatives mu_c + s (f - mu_c), the batch's
+            features of class c pushed away from its mean, s uniform in ``shell_radius``, labelled
+            c (``negatives.shell``); ``none`` = the paper.
         shell_radius: ``[low, high]``: how far out, in units of the class's median radius.
         shell_weight: weight of the shell negatives in L_u (beside lambda_c's trivial ones).
-        between_class_weight: if > 0, negatives between classes also enter L_u with this
-            weight: (1 - a) f_i + a f_j for real features of two different classes, labelled
-            c_i (``sampling.sample_between_classes``); 0 = the paper.
-        between_class_mix: ``[low, high]`` range of a (at most 0.5: nearer f_i).
-        boundary_weight: if > 0, k-NN boundary negatives also enter L_u with this weight: a
-            boundary training feature of class c (far from its k-th neighbour) plus noise, kept
-            only where it lies beyond the class's own k-NN distances, labelled c, as NPOS places
-            its negatives (``sampling.sample_knn_boundary``); 0 = the paper.
-        boundary_scale: ``[low, high]``: the noise's length in whitened space, in units of the
-            class's ID k-NN level.
+        boundary_weight: if > 0 (ours, the default), k-NN boundary negatives also enter L_u with
+            this weight: a boundary training feature of class c plus noise, kept only where it
+            lies beyond the class's own k-NN distances, labelled c, as NPOS places its negatives
+            (``negatives.knn_boundary``); 0 = the paper.
+        boundary_scale: ``[low, high]``: the noise's length, in units of the class's ID k-NN level.
         boundary_k: the k of those k-NN distances.
-        boundary_targets: ``negative`` (every kept candidate is an OOD pair, target 0) or
-            ``graded``: every candidate enters with a soft target that falls linearly from 1 to 0
-            as its k-NN distance r (in units of the class's level) goes from
-            ``boundary_target_range[0]`` to ``[1]``, so D is told how the region between the class
-            and its negatives is ordered, not only its two ends (``losses.graded_loss``).
-        boundary_target_range: ``[r_in, r_out]`` of those graded targets.
-        discriminator_input: ``raw`` features, ``standardized`` by a fixed layer holding the
-            training features' per-dimension mean and variance, ``l2_normalized`` (f / ||f||,
-            as KNN sees them) or ``whitened`` (a fixed linear layer Sigma^(-1/2) (f - mu) with
-            Sigma the class-tied covariance that Mahalanobis uses: every class becomes a unit
-            sphere); the layer is part of D, so it is saved and exported with it.
-        discriminator_knn_size: if > 0, D also sees the k-NN distance of f to class c's training
-            features (this many L2-normalized ones per class, fixed in D and exported with it), in
-            units of the class's own level (``gan.ClassKNNDistance``); 0 = the paper's D.
-        discriminator_knn_k: the k of that distance.
-        discriminator_knn_mode: ``concat`` (an input of D's MLP beside f and the label) or
-            ``monotone`` (subtracted from D's logit with a learned slope >= 0: D falls as the
-            distance grows; the MLP does not see it).
-        shell_ascent_steps: signed-gradient steps that move each shell negative up D's logit
-            before D trains on it (``sampling.ascend_discriminator``): the shells go where D would
-            accept OOD data, never closer to their class than they began (0 = off). The issue's
-            "hard features pushed ... not only down D's gradient", on REM's side.
-        shell_ascent_step: each step, in units of the class's per-dimension standard deviation.
-        discriminator_radius_input: ``none`` (the paper's D), ``concat`` or ``monotone`` (as for
-            the k-NN input): D also sees log(1 + r), r the Mahalanobis radius of f from class c's
-            mean (the class-tied covariance of ``whitened``), in units of the class's median
-            radius (``gan.ClassRadius``, fixed and exported with D). A ReLU MLP draws polytopes,
-            and on 128-d features its negatives cover few of the directions in which OOD data
-            leaves a class; the radius is what Mahalanobis separates those with.
-        discriminator_lipschitz: bound the spectral norm of every trainable Dense kernel of D
-            at 1 (``gan.SpectralNormBound``): D's logit is then 1-Lipschitz in its input.
-        box_margin: widen the uniform box by this fraction of its size on each side (0 = the
-            paper's box of Eqs. 4-5).
+        discriminator_input: ``raw`` features (the paper) or ``whitened`` (ours, the default: a
+            fixed linear layer Sigma^(-1/2) (f - mu) with Sigma the class-tied covariance that
+            Mahalanobis uses, so every class is about a unit sphere); the layer is part of D, so it
+            is saved and exported with it.
         d_ema_decay: if > 0, score and select with an exponential moving average of D's
             weights (this decay per step); 0 scores with D itself.
         d_ema_bias_correction: debias that average as Adam does (no weight on D's random
             initialization); without it the early epochs' average is mostly the initialization.
-        generator_loss: ``saturating`` (Eq. 12 as written: minimize log(1 - D)) or
-            ``non_saturating`` (maximize log D, Goodfellow et al.'s usual fix).
         selection: ``synthetic`` (keep the epoch that scores best on held-out ID features vs
             synthetic OOD families, no real OOD data) or ``last``.
         synthetic_families: the synthetic OOD families of the selection criterion.
@@ -235,7 +184,6 @@ class GANConfig(_ChoicesChecked):
     latent_dim: int = 64
     generator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
     discriminator_units: list[int] = dataclasses.field(default_factory=lambda: [256, 256])
-    label_conditioning: LabelConditioning = "concat"
     generator_output: GeneratorOutput = "auto"
     d_learning_rate: float = 2e-4
     g_learning_rate: float = 5e-5
@@ -255,36 +203,16 @@ class GANConfig(_ChoicesChecked):
     use_vanilla_loss: bool = True
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
-    shuffle_labels: ShuffleLabels = "uniform"
-    shuffle_weight: float = 1.0
     trivial_sampling: TrivialSampling = "uniform"
-    # Radial shells (weight 3, from 2 class radii out) and the whitened D: the changes that cleared
-    # the decision rule on validation (docs/DESIGN.md, decision log); the ``stable`` preset is the
-    # former default without them.
     shell_sampling: ShellSampling = "radial"
     shell_radius: list[float] = dataclasses.field(default_factory=lambda: [2.0, 4.0])
     shell_weight: float = 3.0
-    shell_ascent_steps: int = 0
-    shell_ascent_step: float = 0.1
-    between_class_weight: float = 0.0
-    between_class_mix: list[float] = dataclasses.field(default_factory=lambda: [0.25, 0.5])
-    # k-NN boundary negatives (weight 5, noise of 0.15-0.6 ID levels): cleared the rule on top of the
-    # whitened D with shells (mean rank 3.44 vs 3.94); the ``no_boundary`` preset is the default before them.
     boundary_weight: float = 5.0
     boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.15, 0.6])
     boundary_k: int = 10
-    boundary_targets: BoundaryTargets = "negative"
-    boundary_target_range: list[float] = dataclasses.field(default_factory=lambda: [1.0, 1.5])
-    discriminator_knn_size: int = 0
-    discriminator_knn_k: int = 3
-    discriminator_knn_mode: KNNInputMode = "concat"
-    discriminator_radius_input: RadiusInputMode = "none"
-    discriminator_lipschitz: bool = False
     discriminator_input: DiscriminatorInput = "whitened"
-    box_margin: float = 0.0
     d_ema_decay: float = 0.999
     d_ema_bias_correction: bool = False
-    generator_loss: GeneratorLoss = "saturating"
     selection: Selection = "synthetic"
     synthetic_families: list[SyntheticFamily] = dataclasses.field(
         default_factory=lambda: ["pixel_permutation", "patch_shuffle", "noise_blobs",
@@ -293,29 +221,12 @@ class GANConfig(_ChoicesChecked):
 
     def __post_init__(self):
         super().__post_init__()
-        for name in ("shell_radius", "between_class_mix", "boundary_scale", "boundary_target_range"):
+        for name in ("shell_radius", "boundary_scale"):
             value = getattr(self, name)
             if len(value) != 2 or not 0 <= value[0] <= value[1]:
                 raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
-        if self.boundary_targets == "graded" and not self.boundary_target_range[0] < self.boundary_target_range[1]:
-            raise errors.ConfigError(f"gan.boundary_target_range must be [r_in, r_out] with r_in < r_out. Received: "
-                                     f"{self.boundary_target_range!r}")
-        if self.shuffle_weight < 0:
-            raise errors.ConfigError(f"gan.shuffle_weight must be >= 0. Received: {self.shuffle_weight!r}")
-        if self.shell_ascent_steps < 0 or self.shell_ascent_step <= 0:
-            raise errors.ConfigError(f"gan.shell_ascent_steps must be >= 0 and gan.shell_ascent_step > 0. Received: "
-                                     f"{self.shell_ascent_steps!r}, {self.shell_ascent_step!r}")
-        if self.shell_ascent_steps and self.shell_sampling == "none":
-            raise errors.ConfigError("gan.shell_ascent_steps moves the shell negatives: it needs gan.shell_sampling "
-                                     "radial or gaussian_tail. Received: shell_sampling='none'")
         if self.boundary_k < 1:
             raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
-        if self.discriminator_knn_size and not 0 < self.discriminator_knn_k < self.discriminator_knn_size:
-            raise errors.ConfigError(f"gan.discriminator_knn_k must be in [1, discriminator_knn_size - 1]. Received: "
-                                     f"k={self.discriminator_knn_k}, size={self.discriminator_knn_size}")
-        if self.discriminator_knn_size < 0:
-            raise errors.ConfigError(f"gan.discriminator_knn_size must be >= 0 (0 = off). Received: "
-                                     f"{self.discriminator_knn_size!r}")
 
 
 @dataclasses.dataclass
@@ -351,8 +262,8 @@ def paper_literal_gan() -> GANConfig:
     """
     return GANConfig(negative_loss="log_d", pool_hard_with_trivial=True, l1_reference="memory_bank",
                      epsilon_min=None, epsilon_max=None, d_ema_decay=0.0, selection="last",
-                     trivial_sampling="uniform", shell_sampling="none", between_class_weight=0.0,
-                     boundary_weight=0.0, discriminator_input="raw", box_margin=0.0, generator_loss="saturating")
+                     trivial_sampling="uniform", shell_sampling="none", boundary_weight=0.0,
+                     discriminator_input="raw")
 
 
 def paper_gan() -> GANConfig:
@@ -373,45 +284,8 @@ def paper_gan() -> GANConfig:
                                d_ema_bias_correction=True, selection="synthetic")
 
 
-def stable_gan() -> GANConfig:
-    """The default until validation chose the whitened D with shells: raw features into D, the
-    paper's negatives only (batch box, shuffled pairs, hard features), EMA of D, synthetic
-    selection. Its validation mean rank was 4.61 (docs/DESIGN.md, decision log)."""
-    return GANConfig(discriminator_input="raw", shell_sampling="none", shell_weight=1.0, shell_radius=[1.5, 4.0],
-                     boundary_weight=0.0)
-
-
-def shells_gan() -> GANConfig:
-    """``stable`` plus the method options that helped near-OOD validation data on 2 of 3
-    validation runs (docs/DESIGN.md, "Method options inside BAL's frame"): radial shell
-    negatives (weight 3) and D on L2-normalized features. Not chosen: on the Fashion-MNIST
-    validation run it was worse, and over the three runs it did not win."""
-    return GANConfig(shell_sampling="radial", shell_weight=3.0, shell_radius=[1.5, 4.0],
-                     discriminator_input="l2_normalized", boundary_weight=0.0)
-
-
-def whitened_shells_gan() -> GANConfig:
-    """The default of ``0566035``: D on class-tied-whitened features and radial shell negatives
-    (weight 3) from 1.5 class radii out, the first option that cleared the decision rule on
-    validation (BAL's mean rank 4.28 against ``stable``'s 4.61 over the three validation runs;
-    docs/DESIGN.md). Today's default starts the shells at 2 radii (3.94) and adds k-NN boundary negatives (3.44)."""
-    return GANConfig(discriminator_input="whitened", shell_sampling="radial", shell_weight=3.0,
-                     shell_radius=[1.5, 4.0], boundary_weight=0.0)
-
-
-def no_boundary_gan() -> GANConfig:
-    """The default of ``8ae86c3`` (whitened D, radial shells from 2 class radii, no k-NN boundary
-    negatives): the configuration docs/results/protocols.json was measured with. Validation mean
-    rank 3.94 against today's default's 3.44 (docs/DESIGN.md, decision log)."""
-    return GANConfig(boundary_weight=0.0)
-
-
 GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
     "default": GANConfig,
-    "stable": stable_gan,
-    "shells": shells_gan,
-    "whitened_shells": whitened_shells_gan,
-    "no_boundary": no_boundary_gan,
     "paper_literal": paper_literal_gan,
     "paper": paper_gan,
 }
@@ -420,11 +294,39 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 # A config.json written before one of these GAN options existed was trained without it: read back,
 # the missing field means the option off (the code of that time), not today's default.
 GAN_FIELDS_ABSENT_MEANS = {
-    "d_ema_decay": 0.0, "box_margin": 0.0, "shell_sampling": "none", "discriminator_input": "raw",
-    "d_ema_bias_correction": False, "between_class_weight": 0.0, "boundary_weight": 0.0,
-    "discriminator_lipschitz": False, "discriminator_knn_size": 0, "boundary_targets": "negative",
-    "discriminator_radius_input": "none", "shell_ascent_steps": 0,
+    "d_ema_decay": 0.0, "shell_sampling": "none", "discriminator_input": "raw", "d_ema_bias_correction": False,
+    "boundary_weight": 0.0,
 }
+
+# GAN options of experiments that lost on the validation protocol, deleted in the cut of issue 35
+# (docs/results/decision_log.md names each one and the commit where its code can be read). A run
+# directory written before the cut holds them: read back, a field at its off value means nothing
+# and is dropped; any other value is a run this code cannot reproduce, and is refused. ``None``:
+# a setting of an option that is off whatever it holds.
+REMOVED_GAN_FIELDS: dict[str, object] = {
+    "label_conditioning": "concat", "shuffle_labels": "uniform", "shuffle_weight": 1.0,
+    "shell_ascent_steps": 0, "shell_ascent_step": None, "between_class_weight": 0.0, "between_class_mix": None,
+    "boundary_targets": "negative", "boundary_target_range": None, "discriminator_knn_size": 0,
+    "discriminator_knn_k": None, "discriminator_knn_mode": None, "discriminator_radius_input": "none",
+    "discriminator_lipschitz": False, "box_margin": 0.0, "generator_loss": "saturating",
+}
+REMOVED_AT = "05e9f0b"  # the last commit with their code
+
+
+def drop_removed_gan_fields(gan: dict) -> dict:
+    """``gan`` without the removed options at their off values; a ConfigError naming the first one
+    that is on."""
+    kept = dict(gan)
+    for name, off in REMOVED_GAN_FIELDS.items():
+        if name not in kept:
+            continue
+        value = kept.pop(name)
+        if off is not None and value != off and not (isinstance(off, float) and value == off):
+            raise errors.ConfigError(
+                f"Config field gan.{name}={value!r} is an option removed after commit {REMOVED_AT} (an experiment "
+                f"that lost on validation; docs/results/decision_log.md): this version trains only {name}={off!r}. "
+                f"Use bal-tf at {REMOVED_AT} for this run.")
+    return kept
 
 
 @dataclasses.dataclass
@@ -464,8 +366,10 @@ class RunConfig:
                 f"Config file {path} is not valid JSON ({exc}). Expected the config.json that "
                 "train.py writes in a run directory."
             ) from exc
-        if absent_gan_options_off and isinstance(values, dict) and isinstance(values.get("gan"), dict):
-            values["gan"] = {**GAN_FIELDS_ABSENT_MEANS, **values["gan"]}
+        if isinstance(values, dict) and isinstance(values.get("gan"), dict):
+            values["gan"] = drop_removed_gan_fields(values["gan"])
+            if absent_gan_options_off:
+                values["gan"] = {**GAN_FIELDS_ABSENT_MEANS, **values["gan"]}
         return cls.from_dict(values)
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":

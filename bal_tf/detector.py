@@ -20,7 +20,7 @@ from keras import layers
 
 from bal_tf import scoring
 from bal_tf.errors import InputError
-from bal_tf.gan import OneHot  # noqa: F401  (registers the layer for loading)
+from bal_tf.discriminator import OneHot  # noqa: F401  (registers the layer for loading)
 
 
 @keras.saving.register_keras_serializable(package="bal_tf")
@@ -55,10 +55,10 @@ def build_detector_model(feature_model: keras.Model, discriminator: keras.Model)
 
 
 def fold_for_quantization(detector_model: keras.Model) -> keras.Model:
-    """The detector with D's fixed input layers folded into its first Dense layer
-    (``gan.fold_input_transform``): the same function in float, and the graph that the
+    """The detector with D's fixed whitening layer folded into its first Dense layer
+    (``discriminator.fold_input_transform``): the same function in float, and the graph that the
     quantized TFLite models are converted from."""
-    from bal_tf.gan import fold_input_transform
+    from bal_tf.discriminator import fold_input_transform
 
     discriminator = detector_model.get_layer("discriminator")
     folded = fold_input_transform(discriminator)

@@ -35,13 +35,11 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help=f"a named preset instead of --id/--arch/--scale: "
                         f"{', '.join(sorted(config_lib.PRESETS))}")
     parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
-                        help="BAL GAN settings: 'default' (D on whitened features, radial shell negatives, EMA of D, "
-                        "checkpoint selection on synthetic OOD: best on validation), 'whitened_shells' (the "
-                        "same with shells from 1.5 radii), 'stable' (the former default: raw features, the paper's "
-                        "negatives only), 'shells' (stable plus shells and D on L2-normalized features), "
-                        "'paper_literal' (the paper as printed: +log D negatives, M_c from the training set, "
-                        "no averaging, last epoch) or 'paper' "
-                        "(paper_literal with bounded negatives and a debiased average of D)")
+                        help="BAL GAN settings: 'default' (ours: D on whitened features, the paper's negatives "
+                        "plus radial shells and k-NN boundary negatives, EMA of D, checkpoint selection on "
+                        "synthetic OOD), 'paper_literal' (the paper as printed: +log D negatives, M_c from the "
+                        "training set, no averaging, last epoch) or 'paper' (paper_literal with bounded "
+                        "negatives, a debiased average of D and synthetic selection); docs/DESIGN.md")
     parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set classifier.epochs=3 (repeatable)")

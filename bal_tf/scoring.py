@@ -27,7 +27,7 @@ def predicted_class_and_log_p1(logits):
     predicted = tf.argmax(logits, axis=-1)
     top = ops.max(logits, axis=-1, keepdims=True)
     # 1 - one_hot(c) as a row of a constant matrix (a GATHER): TFLite's int8 ONE_HOT kernel
-    # ignores its output scale (see bal_tf.gan.OneHot).
+    # ignores its output scale (see bal_tf.discriminator.OneHot).
     not_predicted = ops.take(1.0 - ops.eye(logits.shape[-1]), predicted, axis=0)
     others = ops.exp(logits - top) * not_predicted
     return ops.cast(predicted, "int32"), -ops.log1p(ops.sum(others, axis=-1))

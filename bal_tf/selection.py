@@ -7,11 +7,7 @@ with several synthetic OOD families, and the epoch with the best mean AUROC is k
 * image-space corruptions of held-out ID images, scored with the full p1 * p2:
   ``pixel_permutation`` (every pixel moved: the intensity histogram survives, the shape not),
   ``patch_shuffle`` (a 4x4 grid of patches shuffled: local strokes survive, layout not),
-  ``noise_blobs`` (blurred uniform noise stretched to [0, 255]: smooth blobs, no strokes),
-  ``image_blend`` (the pixel mean of two held-out images: two ID shapes overlaid, a near-OOD
-  proxy that keeps ID strokes) and ``half_swap`` (the top half of one held-out image over the
-  bottom half of another: parts of ID classes in a layout no class has); neither is a default
-  family (docs/DESIGN.md, decision log);
+  ``noise_blobs`` (blurred uniform noise stretched to [0, 255]: smooth blobs, no strokes);
 * feature-space samples, scored with p2 = D(f, c):
   ``uniform_features`` (the batch box of Eqs. 4-5 over held-out features, BAL's own sampler),
   ``perturbed_features`` (held-out features plus Gaussian noise of one per-dimension standard
@@ -29,10 +25,10 @@ import dataclasses
 
 import numpy as np
 
-from bal_tf import metrics, scoring
+from bal_tf import metrics, negatives, scoring
 from bal_tf.errors import ConfigError
 
-IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs", "image_blend", "half_swap")
+IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
 FEATURE_FAMILIES = ("uniform_features", "perturbed_features", "hard_features")
 
 
@@ -69,23 +65,8 @@ def noise_blobs(images: np.ndarray, rng: np.random.Generator, sigma: float = 2.0
     return np.round(255 * (blurred - low) / np.maximum(high - low, 1e-8)).astype(np.uint8)
 
 
-def image_blend(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    # Partners are drawn without regard to class: with K classes about 1/K of the pairs share one,
-    # and their blend is closer to ID; the family is a proxy, not a clean near-OOD set.
-    partners = images[rng.permutation(len(images))]
-    return np.round((images.astype(np.float32) + partners) / 2).astype(np.uint8)
-
-
-def half_swap(images: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    partners = images[rng.permutation(len(images))]
-    out = images.copy()
-    half = images.shape[1] // 2
-    out[:, half:] = partners[:, half:]
-    return out
-
-
 CORRUPTIONS = {"pixel_permutation": pixel_permutation, "patch_shuffle": patch_shuffle,
-               "noise_blobs": noise_blobs, "image_blend": image_blend, "half_swap": half_swap}
+               "noise_blobs": noise_blobs}
 
 
 def synthetic_images(family: str, images: np.ndarray, seed: int = 0) -> np.ndarray:
@@ -139,14 +120,12 @@ def usable_families(families, data: SelectionData | None) -> list[str]:
     return [f for f in families if f in FEATURE_FAMILIES or f in data.image_families]
 
 
-def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Generator,
-                        margin: float = 0.0) -> np.ndarray:
+def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Generator) -> np.ndarray:
     """Batch-wise box samples (Eqs. 4-5) over consecutive batches of ``features``."""
     out = []
     for i in range(0, len(features), batch_size):
         batch = features[i : i + batch_size]
         low, high = batch.min(axis=0), batch.max(axis=0)
-        low, high = low - margin * (high - low), high + margin * (high - low)
         out.append(low + rng.uniform(size=batch.shape).astype(np.float32) * (high - low))
     return np.concatenate(out)
 
@@ -171,7 +150,7 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
             aurocs[family] = metrics.auroc(held_out["log_score"], ood["log_score"])
             d_values[family] = ood["p2"]
         elif family == "uniform_features":
-            samples = uniform_box_samples(data.id_features, data.batch_size, rng, gan.gan_config.box_margin)
+            samples = uniform_box_samples(data.id_features, data.batch_size, rng)
             labels = rng.integers(0, gan.num_classes, len(samples))
             logit = d_logits(discriminator, samples, labels)
             aurocs[family] = metrics.auroc(id_logit, logit)
@@ -184,8 +163,8 @@ def selection_scores(gan, data: SelectionData, families, seed: int = 0):
             d_values[family] = _sigmoid(logit)
         elif family == "hard_features":
             count = len(data.id_features)
-            _, z_adv, labels = gan.sample_hard(count)
-            hard = np.asarray(gan.generator([z_adv, labels], training=False))
+            z, labels = negatives.generated_latents(gan, count)
+            hard = np.asarray(negatives.hard(gan, z, labels).features)
             logit = d_logits(discriminator, hard, np.asarray(labels))
             aurocs[family] = metrics.auroc(id_logit, logit)
             d_values[family] = _sigmoid(logit)

@@ -55,7 +55,7 @@ def train_mlp_classifier(points, labels, seed: int = 0, epochs: int = 20) -> ker
 
 
 def toy_gan_config(**overrides) -> GANConfig:
-    config = GANConfig(epochs=40, batch_size=128, latent_dim=8, generator_units=[64, 64], box_margin=1.0,
+    config = GANConfig(epochs=40, batch_size=128, latent_dim=8, generator_units=[64, 64],
                        discriminator_units=[64, 64], generator_output="linear", d_learning_rate=1e-3,
                        g_learning_rate=1e-3, d_ema_decay=0.99,
                        synthetic_families=["uniform_features", "perturbed_features"])

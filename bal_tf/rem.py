@@ -1,11 +1,13 @@
-"""Where BAL's OOD features come from.
+"""REM (Sec. 4.1): where the trivial OOD features come from, and this project's two REM-side
+negatives of the default.
 
-REM (Sec. 4.1, Eqs. 4-5): trivial OOD features, uniform in the batch-wise box [min f, max f]
-with random labels (or, for the Table 3 ablation, from per-class Gaussians: whole, or only
-their low-density tails, which is how the paper words that arm).
-RSM (Sec. 4.2, Eqs. 6-7): hard OOD features G(z', c), where z' is an FGSM step on the latent
-that lowers D(G(z, c), c), with a random step size per sample.
-Shuffle function T (Sec. 4.3, Eq. 8): a wrong label for every real feature.
+* The paper's trivial features: uniform in the batch-wise box [min f, max f] with random labels
+  (Eqs. 4-5); for the Table 3 ablation, per-class Gaussians instead (whole, or only their
+  low-density tails, as the paper words that arm).
+* Ours (docs/DESIGN.md, "The default"): radial shells, each class's own features pushed away
+  from its mean (``sample_class_shell``), and k-NN boundary negatives, boundary features of a
+  class plus noise kept only where they leave the class's k-NN neighbourhood
+  (``sample_knn_boundary``, as NPOS places its negatives).
 
 Every function takes a ``seed`` (a ``keras.random.SeedGenerator`` owned by the model, or an
 int), so runs are reproducible.
@@ -19,6 +21,12 @@ import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
+
+
+def random_labels(num_samples: int, num_classes: int, seed):
+    """Labels drawn uniformly from {0, ..., K-1}: c_hat for trivial features, c for G."""
+    return keras.random.randint((num_samples,), 0, num_classes, seed=seed, dtype="int32")
+
 
 
 def batch_bounds(features):
@@ -35,16 +43,10 @@ def batch_bounds(features):
     return low, high
 
 
-def sample_uniform_box(features, num_samples: int, seed, margin: float = 0.0):
-    """Trivial OOD features f_hat ~ U(a, b) in the batch-wise box of ``features`` (Eqs. 4-5).
-
-    ``margin`` widens the box by that fraction of its size on each side (0 = the paper's box):
-    without it, nothing teaches D about the space outside the box, where OOD features can fall.
-    """
+def sample_uniform_box(features, num_samples: int, seed):
+    """Trivial OOD features f_hat ~ U(a, b) in the batch-wise box of ``features`` (Eqs. 4-5)."""
     features = ops.convert_to_tensor(features)
     low, high = batch_bounds(features)
-    if margin:
-        low, high = low - margin * (high - low), high + margin * (high - low)
     unit = keras.random.uniform((num_samples, ops.shape(features)[-1]), seed=seed, dtype=features.dtype)
     return low + unit * (high - low)
 
@@ -186,7 +188,7 @@ class BoundaryBank:
                    np.asarray(levels, np.float32), features.min(0).astype(np.float32), k)
 
 
-def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed, with_ratio: bool = False):
+def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
     """k-NN boundary negatives for the classes ``labels`` (an REM option).
 
     For each label c: a random boundary point f of class c, moved on the unit sphere's scale by
@@ -194,8 +196,7 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed, with_rati
     uniformly random), rescaled to ||f|| and clipped to the features' floor. Returns the
     candidates, their labels and a mask, 1 where the candidate's k-NN distance to class c
     exceeds the class's ID level (NPOS keeps only those), so a candidate that fell back into
-    the class is never called OOD. With ``with_ratio``, also each candidate's k-NN distance in
-    units of that level (the mask is ``ratio > 1``), for graded targets.
+    the class is never called OOD.
     """
     labels = ops.cast(labels, "int32")
     count = ops.shape(labels)[0]
@@ -219,142 +220,4 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed, with_rati
     nearest = -ops.top_k(-squared, bank.k)[0]                                            # k smallest, ascending
     kth = ops.sqrt(nearest[:, -1:])
     mask = ops.cast(kth > levels, candidates.dtype)[:, 0]
-    if with_ratio:
-        return candidates, labels, mask, (kth / levels)[:, 0]
     return candidates, labels, mask
-
-
-def sample_between_classes(features, labels, mix_range, seed):
-    """Negatives on the way from each real feature to one of another class (a hypothesis for
-    near-OOD data, which falls between classes, where the classifier hesitates).
-
-    Pairs each feature f_i (class c_i) with the batch's feature f_j of a random permutation and
-    returns ``(1 - a) f_i + a f_j`` with a uniform in ``mix_range`` (a <= 0.5: nearer f_i, so
-    labelled c_i) and a mask, 1 where c_j != c_i (a same-class pair is no boundary point).
-    """
-    features = ops.convert_to_tensor(features)
-    labels = ops.cast(labels, "int32")
-    count = ops.shape(features)[0]
-    order = keras.random.shuffle(ops.arange(count), seed=seed)
-    others, other_labels = ops.take(features, order, axis=0), ops.take(labels, order, axis=0)
-    low, high = float(mix_range[0]), float(mix_range[1])
-    amount = low + (high - low) * keras.random.uniform((count, 1), seed=seed, dtype=features.dtype)
-    mixed = (1.0 - amount) * features + amount * others
-    return mixed, labels, ops.cast(ops.not_equal(labels, other_labels), features.dtype)
-
-
-def class_memory_bank(features, labels, num_classes: int, size: int, seed: int = 0) -> np.ndarray:
-    """M_c of Eq. 12 over the training set: ``[K, B, m]``, B features of each class c.
-
-    ``size`` > 0: a fixed random draw of ``size`` features per class (without replacement where
-    the class has enough); 0: every feature of the class (B = the largest class; smaller classes
-    repeat their own features, which changes no nearest-neighbour distance). A class without
-    features gets a draw from all classes, so its generated features are still pulled to data.
-    """
-    features = np.asarray(features, np.float32)
-    labels = np.asarray(labels)
-    rng = np.random.default_rng(seed)
-    counts = np.bincount(labels.astype(np.int64), minlength=num_classes)
-    width = size if size > 0 else int(counts.max())
-    bank = np.empty((num_classes, width, features.shape[-1]), np.float32)
-    for c in range(num_classes):
-        members = features[labels == c] if counts[c] else features
-        if size > 0:
-            chosen = rng.choice(len(members), width, replace=len(members) < width)
-        else:
-            chosen = np.resize(np.arange(len(members)), width)
-        bank[c] = members[chosen]
-    return bank
-
-
-def random_labels(num_samples: int, num_classes: int, seed):
-    """Labels drawn uniformly from {0, ..., K-1}: c_hat for trivial features, c for G."""
-    return keras.random.randint((num_samples,), 0, num_classes, seed=seed, dtype="int32")
-
-
-def shuffle_labels(labels, num_classes: int, seed):
-    """The shuffle function T of Eq. 8: a label that is never the true one.
-
-    Adding an offset drawn from {1, ..., K-1} modulo K gives every wrong label the same
-    probability and can never return c itself.
-    """
-    labels = ops.cast(labels, "int32")
-    offset = keras.random.randint(ops.shape(labels), 1, num_classes, seed=seed, dtype="int32")
-    return (labels + offset) % num_classes
-
-
-def nearest_other_class(features, labels, statistics: ClassStatistics):
-    """T(c) as the class, other than c, whose region f lies closest to: the argmin over k != c of
-    ||(f - mu_k) / sigma_k|| / r_k (diagonal Mahalanobis distance in units of class k's median
-    radius). The shuffled pair <f, T(c)> is then the confusion the classifier is most likely to
-    make, rather than a uniformly random wrong label."""
-    labels = ops.cast(labels, "int32")
-    means = ops.convert_to_tensor(statistics.means)  # [K, m]
-    stds = ops.convert_to_tensor(statistics.stds)
-    radii = ops.convert_to_tensor(statistics.radii)  # [K]
-    delta = (ops.expand_dims(ops.convert_to_tensor(features), 1) - means[None]) / stds[None]  # [B, K, m]
-    distance = ops.norm(delta, axis=-1) / radii[None]  # [B, K]
-    own = ops.one_hot(labels, ops.shape(means)[0])
-    return ops.cast(ops.argmin(distance + own * 1e9, axis=-1), "int32")
-
-
-def sample_epsilon(num_samples: int, mean: float, std: float, low: float | None, high: float | None, seed):
-    """The FGSM step size, one per sample: eps ~ N(mean, std) (Sec. 4.2: "a random variable which
-    follows a gaussian distribution"), clipped to [low, high]; ``None`` leaves that side open."""
-    eps = mean + std * keras.random.normal((num_samples, 1), seed=seed)
-    if low is not None:
-        eps = ops.maximum(eps, low)
-    if high is not None:
-        eps = ops.minimum(eps, high)
-    return eps
-
-
-def fgsm_latent(generator, discriminator, z, labels, epsilon):
-    """Eq. 7: z' = z - eps * sign(dD(G(z, c), c) / dz), a step that lowers D's ID confidence.
-
-    D outputs a logit; sigmoid is monotonic, so the sign of the gradient of the logit equals
-    that of D = sigmoid(logit). The sum over the batch is taken inside the tape (each sample's
-    logit depends only on its own z, so the gradient stays per sample).
-
-    Returns:
-        The perturbed latent z', with no gradient attached.
-    """
-    z = tf.convert_to_tensor(z)
-    with tf.GradientTape() as tape:
-        tape.watch(z)
-        logits = discriminator([generator([z, labels], training=False), labels], training=False)
-        total = tf.reduce_sum(logits)
-    gradient = tape.gradient(total, z)
-    return tf.stop_gradient(z - epsilon * tf.sign(gradient))
-
-
-def ascend_discriminator(discriminator, negatives, labels, statistics: ClassStatistics, steps: int, step: float):
-    """Moves negatives of class c toward where D(., c) is highest, keeping them as far out as they began.
-
-    ``steps`` signed-gradient steps up D's logit, each ``step`` times class c's per-dimension
-    standard deviation (the FGSM step of Eq. 7, on the feature and in the other direction):
-    negatives that D already rejects move to where it would accept OOD data, its blind spots.
-    After every step a negative whose diagonal-Mahalanobis radius ||(x - mu_c) / sigma_c|| fell
-    below its starting one is scaled back out to it along its own direction (so the step can
-    turn or push a negative outward, never toward the class), then clipped to the features'
-    floor. Returns the moved negatives, with no gradient attached.
-    """
-    labels = tf.cast(labels, tf.int32)
-    means = tf.gather(tf.convert_to_tensor(statistics.means), labels)
-    stds = tf.gather(tf.convert_to_tensor(statistics.stds), labels)
-    floor = tf.convert_to_tensor(statistics.floor)
-    x = tf.stop_gradient(tf.convert_to_tensor(negatives))
-
-    def radius(points):
-        return tf.norm((points - means) / stds, axis=-1, keepdims=True)
-
-    start = radius(x)
-    for _ in range(int(steps)):
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            total = tf.reduce_sum(discriminator([x, labels], training=False))
-        x = x + step * stds * tf.sign(tape.gradient(total, x))
-        now = radius(x)
-        x = means + (x - means) * tf.maximum(start / tf.maximum(now, 1e-6), 1.0)
-        x = tf.stop_gradient(tf.maximum(x, floor))
-    return x
