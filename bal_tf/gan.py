@@ -154,10 +154,8 @@ class BoundaryAwareGAN(keras.Model):
         for term in ("l_s", "l_u"):  # Eqs. 8 and 9
             if not self._has_term(term):
                 continue
-            value = losses.id_loss(real_logits)
-            for source, logits in scored:
-                if source.term == term:
-                    value = value + source.weight * losses.negative_loss(logits, cfg.negative_loss, source.mask)
+            value = losses.term_loss(real_logits, [(source.weight, logits, source.mask) for source, logits in scored
+                                                   if source.term == term], cfg.negative_loss)
             parts[term] = value
             d_loss = d_loss + value
         return d_loss, parts

@@ -57,6 +57,17 @@ def vanilla_loss(real_logits, generated_logits):
     return id_loss(real_logits) + ood_loss(generated_logits)
 
 
+def term_loss(real_logits, weighted_negatives, form: str = "bce"):
+    """L_s (Eq. 8) or L_u (Eq. 9): the real pairs as ID, plus each source's negatives with its
+    weight: -E log D(f, c) + sum_i w_i E neg(pairs_i). ``weighted_negatives``: ``(weight, logits,
+    mask)`` per source (``negative_loss``). L_s has one source, T(c)'s pairs, weight 1; L_u has
+    the trivial pairs at lambda_c, the hard ones at ``hard_weight`` and the default's own."""
+    value = id_loss(real_logits)
+    for weight, logits, mask in weighted_negatives:
+        value = value + weight * negative_loss(logits, form, mask)
+    return value
+
+
 def nearest_same_class_l1(generated, generated_labels, real, real_labels):
     """min over f_c in M_c of ||f_c - G(z, c)||_1 (Eq. 12's regularizer), averaged over G(z, c).
 

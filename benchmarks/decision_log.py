@@ -38,7 +38,7 @@ FAMILY_NAMES = {"pixel_permutation": "pixel permutation", "patch_shuffle": "patc
                 "held_out_classes_validation": "held-out classes"}
 
 # the defaults of the log's days, as their records name them
-STABLE = "default"  # records before `0566035`: the default of the day, today's --gan-preset stable
+STABLE = "default"  # records before `0566035`: the default of the day (the `stable` preset, deleted after 05e9f0b)
 WHITENED_SHELLS = "gan.discriminator_input=whitened,gan.shell_sampling=radial,gan.shell_weight=3.0"
 NO_BOUNDARY = "gan_preset=default,gan.shell_radius=[2.0,4.0]"  # the default of 8ae86c3
 BOUNDARY = "gan_preset=default,gan.boundary_weight=5.0,gan.boundary_scale=[0.15,0.6]"  # today's default
@@ -60,6 +60,54 @@ class Decision:
     reference: str
     alternatives: list[str]
     reference_note: str = "the default of its day"
+
+
+CUT = "05e9f0b"  # the last commit holding the code of every experiment deleted in the cut (issue 35)
+LIBRARY = "HEAD"  # the option is still a field of GANConfig (bal_tf/config.py)
+
+# One row per experiment: what came of it, and the commit where its code can be read.
+OUTCOMES = {
+    "g-learning-rate": ("kept 5e-5 (chosen first on test OOD sets, before this protocol; re-measured here): 2e-4 "
+                        "ranks worse", LIBRARY),
+    "gan-epochs": ("kept 20: 10 ranks worse", LIBRARY),
+    "gan-epochs-30": ("kept 20: 30 within the rule's margin, a third slower", LIBRARY),
+    "box-margin": ("lost: a box widened by 0.5 ranks worse; deleted (`box_margin`)", CUT),
+    "selection-families": ("kept the 3 image + 2 feature families; the near-OOD proxies `image_blend`, `half_swap` "
+                           "lost and were deleted", CUT),
+    "label-conditioning": ("lost: the projection discriminator ranks worse; deleted (`label_conditioning`)", CUT),
+    "shells-on-stable": ("radial shells and D's whitened input together cleared the rule (the default since "
+                         "`0566035`); `standardized`, `l2_normalized` inputs, Gaussian-tail shells, between-class "
+                         "mixes lost and were deleted", CUT),
+    "shell-radius": ("shells from 2 class radii (was 1.5): cleared the rule", LIBRARY),
+    "extra-negatives": ("k-NN boundary negatives at weight 5 cleared the rule (the default); between-class mixes "
+                        "lost and were deleted (`between_class_*`)", CUT),
+    "lipschitz": ("lost: a spectral-norm bound on D ranks worse; deleted (`discriminator_lipschitz`)", CUT),
+    "knn-input": ("lost: D's k-NN distance input, concat or monotone; deleted (`discriminator_knn_*`)", CUT),
+    "graded-targets": ("lost: graded boundary targets; deleted (`boundary_targets`, `boundary_target_range`)", CUT),
+    "boundary-weight-10": ("kept weight 5: 10 does not clear the rule", LIBRARY),
+    "paper-as-default": ("not taken: `paper` and `paper_literal` rank worse; they stay presets", LIBRARY),
+    "radius-input": ("lost: D's Mahalanobis-radius input; deleted (`discriminator_radius_input`)", CUT),
+    "ensembles": ("lost: D averaged over epochs; deleted (`validation.ensemble_*`, `epoch_ensembles.py`)", CUT),
+    "gaussian-tail": ("lost: Gaussian-tail shells on the default; the value deleted (`shell_sampling`)", CUT),
+    "shell-ascent": ("lost: shells moved up D's logit; deleted (`shell_ascent_*`)", CUT),
+    "shuffle": ("kept the paper's uniform T: `nearest_class` and a weight of 3 lost; deleted (`shuffle_labels`, "
+                "`shuffle_weight`)", CUT),
+    "d-width": ("kept [256, 256]: no width clears the rule", LIBRARY),
+    "epsilon": ("kept N(0.5, 0.15^2) (chosen first on test OOD sets; re-measured here)", LIBRARY),
+    "ema-bias-correction": ("kept off: ranks worse", LIBRARY),
+    "at-one-commit": ("the EMA of D (chosen first on test OOD sets) kept: no EMA is within the rule's margin "
+                      "(the section's last row); re-decided in the method issue's one sweep", LIBRARY),
+}
+
+
+def outcome_table() -> str:
+    """The log in one table: a row per experiment, its evidence section and where its code is."""
+    rows = []
+    for decision in DECISIONS + [AT_ONE_COMMIT]:
+        outcome, code = OUTCOMES[decision.anchor]
+        code_cell = "this checkout" if code == LIBRARY else f"`{code}` (`git show {code}:bal_tf/config.py`)"
+        rows.append([decision.title, outcome, f"[`{decision.anchor}`](#{decision.anchor})", code_cell])
+    return markdown_table(["experiment", "outcome", "evidence", "code at"], rows) + "\n"
 
 
 DECISIONS = [
@@ -359,7 +407,9 @@ def render(root: Path = ROOT) -> str:
             + f" (measured at {stamps(per_run)}) and the side measurements' raw files below. "
             "DESIGN.md's decision log cites the sections by name. Every record was measured when its decision was "
             "made, at the commit in its stamp; `default` in records before `0566035` is the default of that day "
-            "(today's `--gan-preset stable`).\n\n## Decisions\n\n"
+            "(the `stable` preset, deleted after `05e9f0b`). Records of options deleted in the cut name fields this "
+            f"code no longer has: their code is at `{CUT}`.\n\n## The log, one row per experiment\n\n"
+            + outcome_table() + "\n## Decisions\n\n"
             + "\n".join(render_decision(d, summaries) for d in DECISIONS)
             + "\n## Side measurements\n\n" + side_measurements(root)
             + "\n## Measured again at one commit\n\n" + render_at_one_commit(root))

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, markdown_table, mean_std
+from tables import SPREAD_LABEL, competition_rank, markdown_table, mean_std
 
 ROOT = Path(__file__).resolve().parents[1]
 BEGIN, END = "<!-- headline:begin -->", "<!-- headline:end -->"
@@ -30,9 +30,14 @@ AUROC_TARGETS = {("offline-fashion_mnist", "mnist"): 97.8, ("heldout-fashion_mni
                  ("offline-mnist", "fashion_mnist"): 99.5}
 
 
+def mean_aurocs(cells: list[dict]) -> dict[str, float]:
+    """Mean AUROC of each ranked method of one cell (BAL's diagnostics and variants left out)."""
+    return {c["method"]: float(np.mean(c["auroc"])) for c in cells if not c["method"].startswith(UNRANKED_PREFIXES)}
+
+
 def ranked_methods(cells: list[dict]) -> list[str]:
-    """Methods of one cell by mean AUROC, best first (BAL's diagnostics and variants left out)."""
-    means = {c["method"]: float(np.mean(c["auroc"])) for c in cells if not c["method"].startswith(UNRANKED_PREFIXES)}
+    """Methods of one cell by mean AUROC, best first."""
+    means = mean_aurocs(cells)
     return sorted(means, key=lambda m: -means[m])
 
 
@@ -52,7 +57,7 @@ def cell_summaries(results: dict) -> list[dict]:
         summaries.append({
             "protocol": protocol, "backbone": backbone, "ood": ood, "seeds": len(bal),
             "bal": bal, "max_softmax": msp, "best_other": best, "best_other_auroc": np.array(by_method[best]["auroc"]),
-            "rank": ranking.index("bal") + 1, "methods": len(ranking),
+            "rank": competition_rank(mean_aurocs(cells), "bal"), "methods": len(ranking),
             "beats_msp_every_seed": bool(len(bal) == len(msp) and (bal > msp).all()),
             "target": AUROC_TARGETS.get((protocol, ood)),
         })
@@ -114,9 +119,11 @@ def headline_markdown(results: dict, source: str = "docs/results/protocols.json"
         f"runs evaluated at {', '.join(f'`{c}`' for c in results.get('evaluated_at', [results['commit']]))}), "
         f"machine {results['machine']}, scale {results.get('scale', '?')}; measured by `{results['command']}`. "
         f"AUROC in % (ID positive), {spread}; BAL is p1 * p2 at the default GAN settings of that commit, ranked among "
-        "every method of evaluate.py on the same backbone.",
+        "every method of evaluate.py on the same backbone by mean AUROC at two decimals, ties sharing the better rank "
+        "(standard competition ranking: 1-2-2-4).",
         "",
-        f"{len(summaries)} cells measured so far (a cell appears once its first seed is evaluated).",
+        f"{len(summaries)} cells" + (" measured" if all(s["seeds"] == max(seeds) for s in summaries) else
+                                     " measured so far (a cell appears once its first seed is evaluated)") + ".",
         "",
         markdown_table(["protocol", "backbone", "OOD", "seeds", "BAL", "max-softmax", "best other method", "BAL's rank",
                         "BAL > max-softmax in every seed"], rows),
@@ -126,7 +133,7 @@ def headline_markdown(results: dict, source: str = "docs/results/protocols.json"
         *targets_report(summaries),
         "",
         "Why each missed cell misses (where its test OOD features lie in D's space, D alone against the distance "
-        "alone): docs/DESIGN.md, \"Why BAL misses its targets on the test protocols\".",
+        "alone): docs/results/diagnostics.md, \"Why BAL misses its targets on the test protocols\".",
         *paper_recipe_section(results),
     ])
 

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import CODE_PATHS, SPREAD_LABEL, markdown_table, mean_std, same_code
+from tables import CODE_PATHS, SPREAD_LABEL, competition_rank, markdown_table, mean_std, same_code
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -49,7 +49,7 @@ PROTOCOL_PRESETS = {
 # Extra OOD sets scored on a protocol's runs, each its own cell (the "uniform noise" cell).
 EXTRA_OOD = {"offline-mnist": ["uniform_noise"]}
 # GAN presets (bal_tf.config.GAN_PRESETS), listed here so --help needs no TensorFlow import
-GAN_PRESET_NAMES = ["default", "stable", "shells", "whitened_shells", "no_boundary", "paper_literal", "paper"]
+GAN_PRESET_NAMES = ["default", "paper_literal", "paper"]
 # arch -> preset infix: mnist-cpu (ResNet-18, the paper's) and mnist-cnn-cpu (a plain CNN).
 ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 # evaluate.py flags for a GAN preset's run: only its BAL rows are tabulated (result_rows, beside the
@@ -289,9 +289,11 @@ def protocol_table(protocol: str, run_dirs: list[Path], ood_name: str | None = N
     summary = {"ood": ood_name, "seeds": len(run_dirs),
                "bal": [float(v) for v in means.get("bal", [np.nan, np.nan])],
                "max_softmax": [float(v) for v in means.get("max_softmax", [np.nan, np.nan])],
-               "bal_rank": ranked.index("bal") + 1 if "bal" in ranked else None, "methods_ranked": len(ranked),
-               "ahead_of_bal": {m: round(float(means[m][0] - means["bal"][0]), 2)
-                                for m in ranked[:ranked.index("bal")]} if "bal" in ranked else {}}
+               "bal_rank": competition_rank({m: means[m][0] for m in ranked}, "bal") if "bal" in ranked else None,
+               "methods_ranked": len(ranked),
+               "ahead_of_bal": {m: round(float(means[m][0] - means["bal"][0]), 2) for m in ranked
+                                if round(float(means[m][0]), 2) > round(float(means["bal"][0]), 2)}
+               if "bal" in ranked else {}}
     return "\n".join(lines), summary
 
 

@@ -57,11 +57,12 @@ VALIDATION_RUNS = ["mnist-4to9-cpu", "mnist-4to9-cnn-cpu", "fashion_mnist-4to9-c
 # default before it or is the paper's, each on the three validation runs x 3 GAN seeds, into files of
 # its own (FINAL_VALIDATION). The decision log's raw files (docs/results/validation/NAME-seed0.jsonl)
 # hold each decision's evidence as measured when it was made (every record stamped with its commit;
-# about 45 variants, some read by epoch_ensembles.py): the job renders them, never rewrites them.
+# about 45 variants, some read by epoch_ensembles.py, deleted after 05e9f0b): the job renders them, never rewrites them.
 # Also the default without its EMA of D (selection kept), which separates the EMA from the
 # selection (the decision log's EMA row: first measured only together, as no EMA + last epoch).
-VALIDATION_VARIANTS = [f"gan_preset={name}" for name in
-                       ("default", "no_boundary", "whitened_shells", "shells", "stable", "paper", "paper_literal")]
+# (At 05e9f0b it also measured the four history presets deleted in the cut: their records stay in
+# the final files and in the decision log's at-one-commit section.)
+VALIDATION_VARIANTS = [f"gan_preset={name}" for name in ("default", "paper", "paper_literal")]
 VALIDATION_VARIANTS.append("gan_preset=default,gan.d_ema_decay=0.0")
 FINAL_VALIDATION = f"{RESULTS}/validation/final"
 BLOCK = "<!-- reproduce:{name}:{edge} -->"
@@ -197,9 +198,9 @@ def jobs(runs_root: str) -> list[Job]:
                      "--markdown", f"{RESULTS}/validation/summary.md"), None),
              (python("benchmarks/decision_log.py", "--out", f"{RESULTS}/validation/decision_log.md"), None),
              (python("benchmarks/validate.py", "--summarize", *validation_raw, "--cross-run-only"),
-              "docs/DESIGN.md#validation-ranks"),
+              "docs/results/validation/ranks.md#validation-ranks"),
              (python("benchmarks/validate.py", "--summarize", *final_raw, "--cross-run-only"),
-              "docs/DESIGN.md#validation-presets"),
+              "docs/results/validation/ranks.md#validation-presets"),
              (python("benchmarks/validate.py", "--summarize", *final_raw,
                      "--markdown", f"{FINAL_VALIDATION}/summary.md"), None)],
             sweeps={raw + ".partial": raw for raw in final_raw}, resumable=True, raw=final_raw,
@@ -215,7 +216,7 @@ def jobs(runs_root: str) -> list[Job]:
                      "fashion_mnist", "--prefix", "table2:", "--reading", "--identical", "table2:lambda_c=0.7",
                      "table1:L_t+L_s+L_u"), "docs/results/REPRODUCTION.md#table2")],
             sweeps={f"{RESULTS}/ablations_mnist_cpu.jsonl.partial": f"{RESULTS}/ablations_mnist_cpu.jsonl"},
-            resumable=True, raw=[f"{RESULTS}/ablations_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py", "benchmarks/gan_sweep.py"]),
+            resumable=True, raw=[f"{RESULTS}/ablations_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
         Job("table3", "Table 3 (uniform vs low-density Gaussian vs whole Gaussian, dims 2-512)",
             [python("benchmarks/ablations.py", "--table", "3", "--table3-classifier-seed", "0", "--ood",
                     "fashion_mnist", "--table3-root", f"{r}/ablation", "--out",
@@ -223,26 +224,26 @@ def jobs(runs_root: str) -> list[Job]:
             [(python("benchmarks/summarize_sweep.py", f"{RESULTS}/table3_mnist_cpu.jsonl", "--ood", "fashion_mnist",
                      "--by-dim", "--reading"), "docs/results/REPRODUCTION.md#table3")],
             sweeps={f"{RESULTS}/table3_mnist_cpu.jsonl.partial": f"{RESULTS}/table3_mnist_cpu.jsonl"},
-            resumable=True, raw=[f"{RESULTS}/table3_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py", "benchmarks/gan_sweep.py"]),
+            resumable=True, raw=[f"{RESULTS}/table3_mnist_cpu.jsonl"], depends=["benchmarks/ablations.py"]),
         export_job(r),
         Job("gcpl-geometry", "why GCPL scores what it does: its features and prototypes on two protocol runs",
-            [python("benchmarks/gcpl_geometry.py", "--run", f"{r}/{run}", "--ood", ood, "--out",
+            [python("benchmarks/diagnose.py", "gcpl", "--run", f"{r}/{run}", "--ood", ood, "--out",
                     f"{RESULTS}/gcpl_geometry_{run}.json") for run, ood in GCPL_GEOMETRY_RUNS],
-            [(python("benchmarks/gcpl_geometry.py", "--render",
+            [(python("benchmarks/diagnose.py", "gcpl", "--render",
                      *[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS]),
-              "docs/DESIGN.md#gcpl-geometry")],
+              "docs/results/diagnostics.md#gcpl-geometry")],
             raw=[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS],
-            depends=["benchmarks/gcpl_geometry.py"]),
+            depends=["benchmarks/diagnose.py"]),
         Job("bal-geometry", "why BAL scores what it does per protocol cell: test OOD features vs D's shells, "
             "D alone vs the distance alone (explains, chooses nothing)",
-            [python("benchmarks/bal_geometry.py", *[arg for run in runs for arg in ("--run", f"{r}/{run}")],
+            [python("benchmarks/diagnose.py", "bal", *[arg for run in runs for arg in ("--run", f"{r}/{run}")],
                     "--ood", ood, "--cell", f"{protocol}, {arch}: {ood}", "--out", bal_geometry_file(protocol, arch, ood))
              for protocol, arch, ood, runs in bal_geometry_cells()],
-            [(python("benchmarks/bal_geometry.py", "--render",
+            [(python("benchmarks/diagnose.py", "bal", "--render",
                      *[bal_geometry_file(p, a, o) for p, a, o, _ in bal_geometry_cells()]),
-              "docs/DESIGN.md#bal-geometry")],
+              "docs/results/diagnostics.md#bal-geometry")],
             raw=[bal_geometry_file(p, a, o) for p, a, o, _ in bal_geometry_cells()],
-            depends=["benchmarks/bal_geometry.py", "benchmarks/family_radii.py"]),
+            depends=["benchmarks/diagnose.py"]),
         Job("test-command", "the README's test command on a fresh clone (run it on an idle machine)",
             [python("benchmarks/test_command_timing.py", "--out", f"{RESULTS}/test_command_timing.json")],
             [(python("benchmarks/test_command_timing.py", "--render", f"{RESULTS}/test_command_timing.json"),

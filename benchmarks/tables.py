@@ -7,6 +7,8 @@ so through ``SPREAD_LABEL`` in its table's caption.
 from __future__ import annotations
 
 import functools
+import json
+from pathlib import Path
 
 import numpy as np
 
@@ -200,3 +202,24 @@ def split_variant(variant: str) -> list[str]:
     import re
 
     return [] if variant == "default" else [part for part in re.split(r",(?![^\[]*\])", variant) if part]
+
+
+def append_jsonl(path: Path | None, records: list[dict]) -> None:
+    """Prints each record as a JSON line, and appends it to ``path`` if given; each record is
+    stamped with the commit, the machine and the command that measured it."""
+    import sys
+
+    stamp = {**provenance(), "command": " ".join(["python", *sys.argv])}
+    for record in records:
+        record = {**record, **{k: v for k, v in stamp.items() if k not in record}}
+        print(json.dumps(record), flush=True)
+        if path:
+            with open(path, "a") as handle:
+                handle.write(json.dumps(record) + "\n")
+
+
+def competition_rank(scores: dict[str, float], method: str, decimals: int = 2) -> int:
+    """``method``'s standard competition rank (1-2-2-4) among ``scores`` (higher is better), compared
+    at the tables' printed precision: methods tied there share the better rank."""
+    own = round(float(scores[method]), decimals)
+    return 1 + sum(round(float(value), decimals) > own for name, value in scores.items() if name != method)

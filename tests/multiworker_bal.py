@@ -31,14 +31,16 @@ def main(out: str) -> None:
     import numpy as np
 
     from bal_tf import distribute
-    from bal_tf.config import stable_gan
+    from bal_tf.config import GANConfig
     from bal_tf.train_bal import train_bal
 
     strategy = distribute.make_strategy("multiworker" if "TF_CONFIG" in os.environ else "default")
-    # `stable` (raw D input, the paper's negatives): the loss-curve tolerance of test_distribute.py
-    # was measured on it; the default's whitened D and shell negatives run with two workers in
-    # test_train_py_with_two_workers_runs_both_stages.
-    config = dataclasses.replace(stable_gan(), epochs=4, batch_size=128, latent_dim=8, generator_units=[32],
+    # Raw D input and the paper's negatives (the former `stable` preset): the loss-curve tolerance of
+    # test_distribute.py was measured on it; the default's whitened D and shell negatives run with two
+    # workers in test_train_py_with_two_workers_runs_both_stages.
+    paper_negatives = GANConfig(discriminator_input="raw", shell_sampling="none", shell_weight=1.0,
+                                shell_radius=[1.5, 4.0], boundary_weight=0.0)
+    config = dataclasses.replace(paper_negatives, epochs=4, batch_size=128, latent_dim=8, generator_units=[32],
                                  discriminator_units=[32], selection="last", d_ema_decay=0.0)
     result = train_bal(config, feature_set(), verbose=0, seed=1, strategy=strategy)
     arrays = {f"d/{i}": w for i, w in enumerate(result.gan.discriminator.get_weights())}

@@ -71,34 +71,40 @@ def test_gan_presets_build_what_they_promise():
     small = {"latent_dim": 2, "generator_units": [4], "discriminator_units": [4], "memory_bank_size": 8}
     built = {name: make_gan(dataclasses.replace(make(), **small), 3, features, labels)
              for name, make in config_lib.GAN_PRESETS.items()}
-    # the default scores an average of D; the literal preset scores D itself, pulls G to a bank
-    # of training features (M_c), and keeps the printed +log D negatives
-    assert built["stable"].scoring_discriminator is built["stable"].ema_discriminator
-    assert built["stable"].memory_bank is None
+    assert sorted(built) == ["default", "paper", "paper_literal"]  # the library's presets, nothing else
+    # the literal preset scores D itself, pulls G to a bank of training features (M_c), and keeps
+    # the printed +log D negatives
     literal = built["paper_literal"]
     assert literal.scoring_discriminator is literal.discriminator and literal.memory_bank.shape == (3, 8, 4)
     assert (literal.gan_config.negative_loss, literal.gan_config.selection) == ("log_d", "last")
+    assert literal.sources == ["trivial", "shuffled", "hard"]  # the paper's negatives only
+    assert "whiten" not in {layer.name for layer in literal.discriminator.layers}
     # `paper` is the literal recipe plus exactly the fixes its docstring names
     changed = {f.name for f in dataclasses.fields(config_lib.GANConfig)
                if getattr(built["paper"].gan_config, f.name) != getattr(literal.gan_config, f.name)}
     assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
-    # the default = `stable` plus its named options (D's fixed whitening layer, radial shells of
-    # weight 3 from 2 radii out, k-NN boundary negatives); `no_boundary` drops the last,
-    # `whitened_shells` also starts the shells at 1.5; `stable` has none
-    default = built["default"].gan_config
-    assert built["default"].discriminator.get_layer("whiten") is not None
-    assert built["default"].boundary_bank is not None and built["no_boundary"].boundary_bank is None
-    assert "whiten" not in {layer.name for layer in built["stable"].discriminator.layers}
-    assert dataclasses.replace(default, shell_sampling="none", shell_weight=1.0, shell_radius=[1.5, 4.0],
-                               discriminator_input="raw", boundary_weight=0.0) == built["stable"].gan_config
-    assert dataclasses.replace(default, boundary_weight=0.0) == built["no_boundary"].gan_config
-    assert dataclasses.replace(default, shell_radius=[1.5, 4.0], boundary_weight=0.0) == \
-        built["whitened_shells"].gan_config
-    # `shells` is `stable` plus its three named options
-    shells = built["shells"].gan_config
-    assert dataclasses.replace(shells, shell_sampling="none", shell_weight=1.0, discriminator_input="raw") == \
-        built["stable"].gan_config
+    # the default: D's fixed whitening layer, the paper's negatives plus radial shells and k-NN
+    # boundary negatives, an average of D scored
+    default = built["default"]
+    assert default.discriminator.get_layer("whiten") is not None and default.boundary_bank is not None
+    assert default.sources == ["trivial", "shuffled", "hard", "shell", "knn_boundary"]
+    assert default.scoring_discriminator is default.ema_discriminator and default.memory_bank is None
+
+
+def test_a_run_dir_written_before_the_cut_loads_when_its_removed_options_are_off(tmp_path):
+    written = config_lib.get_preset("mnist-cpu").to_dict()
+    written["gan"].update({"label_conditioning": "concat", "box_margin": 0.0, "shell_ascent_steps": 0,
+                           "shell_ascent_step": 0.1, "discriminator_knn_size": 0, "discriminator_knn_k": 3,
+                           "generator_loss": "saturating", "between_class_mix": [0.25, 0.5]})
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert config_lib.RunConfig.from_json(tmp_path / "config.json", absent_gan_options_off=True) == \
+        config_lib.get_preset("mnist-cpu")
+    written["gan"]["box_margin"] = 0.5  # an option of a lost experiment, on: this code cannot train it
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    with pytest.raises(ConfigError, match=r"gan.box_margin=0.5 is an option removed after commit 05e9f0b") as info:
+        config_lib.RunConfig.from_json(tmp_path / "config.json", absent_gan_options_off=True)
+    assert "\n" not in str(info.value)  # one line
 
 
 def test_cli_gan_preset_is_applied():
@@ -112,9 +118,9 @@ def test_cli_gan_preset_is_applied():
 
 @pytest.mark.parametrize("override, field, allowed", [
     ("gan.selection=synthetc", "gan.selection", "['synthetic', 'last']"),
-    ("gan.generator_loss=nonsaturating", "gan.generator_loss", "['saturating', 'non_saturating']"),
+    ("gan.discriminator_input=standardized", "gan.discriminator_input", "['raw', 'whitened']"),
     ("gan.trivial_sampling=gauss", "gan.trivial_sampling", "['uniform', 'gaussian', 'gaussian_tail']"),
-    ("gan.label_conditioning=concatenate", "gan.label_conditioning", "['concat', 'projection']"),
+    ("gan.shell_sampling=gaussian_tail", "gan.shell_sampling", "['none', 'radial']"),
     ("gan.generator_output=tanh", "gan.generator_output", "['auto', 'relu', 'linear']"),
     ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'constant']"),
     ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet', 'cnn']"),
@@ -137,8 +143,8 @@ def test_choices_are_checked_in_json_files_and_in_code(tmp_path):
     (tmp_path / "c.json").write_text(json.dumps(values))
     with pytest.raises(ConfigError, match="gan.selection must be one of"):
         config_lib.RunConfig.from_json(tmp_path / "c.json")
-    with pytest.raises(ConfigError, match="GANConfig.generator_loss must be one of"):
-        config_lib.GANConfig(generator_loss="wasserstein")
+    with pytest.raises(ConfigError, match="GANConfig.negative_loss must be one of"):
+        config_lib.GANConfig(negative_loss="wasserstein")
 
 
 def test_train_py_refuses_a_typo_before_any_training(tmp_path, capsys):

@@ -8,7 +8,7 @@ from bal_tf.backbones import build_classifier, feature_model
 from bal_tf.config import BackboneConfig, GANConfig
 from bal_tf.detector import BALDetector
 from bal_tf.errors import InputError
-from bal_tf.gan import build_discriminator
+from bal_tf.discriminator import build_discriminator
 
 SHAPE = (28, 28, 1)
 

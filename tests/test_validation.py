@@ -19,18 +19,6 @@ def test_corruptions_keep_shape_and_dtype_and_change_the_images():
                                   np.rot90(images[0, :, :, 0]))
 
 
-def test_near_ood_proxies_mix_two_held_out_images():
-    from bal_tf import selection
-
-    images = np.stack([np.full((28, 28, 1), 10 * i, np.uint8) for i in range(6)])
-    blended = selection.synthetic_images("image_blend", images, seed=0)
-    swapped = selection.synthetic_images("half_swap", images, seed=0)
-    partners = images[np.random.default_rng(0).permutation(6)]
-    np.testing.assert_array_equal(blended, ((images.astype(int) + partners) / 2).round().astype(np.uint8))
-    np.testing.assert_array_equal(swapped[:, :14], images[:, :14])  # the top half is the image's own
-    np.testing.assert_array_equal(swapped[:, 14:], partners[:, 14:])  # the bottom half its partner's
-
-
 def test_held_out_classes_validation_comes_from_the_training_splits_held_out_part(provisioned_data_dir):
     config = get_preset("mnist-4to9-cpu").with_overrides([f"data.data_dir={provisioned_data_dir}"])
     assert config.data.id_classes == [4, 5, 6, 7, 8, 9]
@@ -95,63 +83,3 @@ def test_validation_images_are_not_checkpoint_selections(tiny_run):
         assert not np.array_equal(chosen, validated), family
 
 
-def test_ensemble_members_follow_the_selection_criterion_or_the_last_epochs():
-    from bal_tf.errors import ConfigError
-
-    history = [{"selection_criterion": c} for c in [0.1, 0.5, 0.3, 0.9, 0.2]]
-    assert validation.ensemble_members(history, "top2") == [2, 4]
-    assert validation.ensemble_members(history, "top1") == [4]  # = checkpoint selection's epoch
-    assert validation.ensemble_members(history, "last2") == [4, 5]
-    assert validation.ensemble_members(history, "last9") == [1, 2, 3, 4, 5]
-    assert validation.ensemble_members(history, "all") == [1, 2, 3, 4, 5]
-    with pytest.raises(ConfigError, match="Unknown ensemble rule 'best'"):
-        validation.ensemble_members(history, "best")
-
-
-def test_rules_with_families_rank_epochs_by_those_families_only():
-    from bal_tf.errors import ConfigError
-
-    # Epoch 2 wins on the far family, epoch 3 on the near proxies; the criterion says epoch 1.
-    history = [{"selection_criterion": 0.99, "selection_noise_blobs": 0.90, "selection_image_blend": 0.60,
-                "selection_half_swap": 0.50},
-               {"selection_criterion": 0.50, "selection_noise_blobs": 0.99, "selection_image_blend": 0.70,
-                "selection_half_swap": 0.60},
-               {"selection_criterion": 0.40, "selection_noise_blobs": 0.80, "selection_image_blend": 0.90,
-                "selection_half_swap": 0.80}]
-    assert validation.ensemble_members(history, "top1") == [1]
-    assert validation.ensemble_members(history, "top1:noise_blobs") == [2]
-    assert validation.ensemble_members(history, "top1:near") == [3]  # the group: image_blend + half_swap
-    assert validation.ensemble_members(history, "top1:noise_blobs+image_blend") == [3]  # means 0.75, 0.845, 0.85
-    assert validation.ensemble_members(history, "top2:noise_blobs+near") == [2, 3]
-    assert validation.rule_families("top1:default+near")[-2:] == ["image_blend", "half_swap"]
-    assert len(validation.rule_families("top1:image+image")) == 3  # no family counted twice
-    with pytest.raises(ConfigError, match="did not score: \\['rotate90'\\]"):
-        validation.ensemble_members(history, "top1:rotate90")
-
-
-def test_ensemble_scores_p1_times_the_sigmoid_of_the_mean_logit():
-    from bal_tf import metrics
-    from bal_tf.features import FeatureSet
-
-    rng = np.random.default_rng(0)
-
-    def feature_set(n):
-        return FeatureSet(rng.normal(size=(n, 4)).astype("float32"), rng.normal(size=(n, 3)).astype("float32"),
-                          np.full(n, -1))
-
-    sets = validation.ValidationSets(feature_set(50), {"a": feature_set(40)})
-    epochs = [{"id": rng.normal(1, 1, 50), "a": rng.normal(0, 1, 40)} for _ in range(3)]
-
-    def expected(members, name, feature_set):
-        logits = feature_set.logits
-        log_p1 = np.log(np.exp(logits - logits.max(1, keepdims=True)).max(1) / np.exp(logits - logits.max(1, keepdims=True)).sum(1))
-        mean = np.mean([epochs[e - 1][name] for e in members], axis=0)
-        return log_p1 - np.log1p(np.exp(-mean))
-
-    for members in ([2], [1, 3], [1, 2, 3]):
-        got = validation.ensemble_metrics(epochs, members, sets)["a"]
-        want = metrics.ood_metrics(expected(members, "id", sets.id), expected(members, "a", sets.ood["a"]))
-        assert got["auroc"] == pytest.approx(float(want["auroc"]), abs=1e-6)
-        assert got["fpr95"] == pytest.approx(float(want["fpr95"]), abs=1e-6)
-    assert (validation.ensemble_metrics(epochs, [1], sets)["a"]["auroc"]
-            != validation.ensemble_metrics(epochs, [1, 2, 3], sets)["a"]["auroc"])  # the members matter
