@@ -329,7 +329,7 @@ def side_measurements(root: Path) -> str:
                   for p in geometry]
         names = list(json.loads(geometry[0].read_text())["auroc_held_out_id_vs_near_ood"])
         sections.append(
-            "### <a id=\"near-ood-geometry\"></a>Near-OOD geometry\n\n`python benchmarks/near_ood_geometry.py --run RUN "
+            "### <a id=\"near-ood-geometry\"></a>Near-OOD geometry\n\n(by a script deleted after `05e9f0b`, where it can be read) `python benchmarks/near_ood_geometry.py --run RUN "
             "--seed 0 [--set ...] --out FILE` (one GAN, seed 0; raw: "
             + ", ".join(f"`{p.relative_to(root)}`" for p in geometry)
             + "). Distance to the centroid of the (predicted or conditioning) class in units of the class's radius "
@@ -346,7 +346,7 @@ def side_measurements(root: Path) -> str:
                 rows.append([Path(report["run"]).name, kind, f"{values['p5']:.2f}", f"{values['p50']:.2f}",
                              f"{values['p95']:.2f}", f"{100 * values['beyond_level']:.0f}%"])
         sections.append(
-            "### <a id=\"knn-ratio\"></a>k-NN ratio r\n\n`python benchmarks/knn_ratio.py --run RUN --out FILE` (raw: "
+            "### <a id=\"knn-ratio\"></a>k-NN ratio r\n\n(by a script deleted after `05e9f0b`) `python benchmarks/knn_ratio.py --run RUN --out FILE` (raw: "
             + ", ".join(f"`{p.relative_to(root)}`" for p in ratios)
             + "). r: the class-conditional k-NN distance in units of the class's ID level:\n\n"
             + markdown_table(["run", "features", "p5", "median", "p95", "beyond the level"], rows) + "\n")

@@ -66,7 +66,7 @@ PRINTS = {
     "stage 2": "feature-extraction progress bars (training and held-out splits, selection families), the GAN's "
                "progress bar per epoch (losses, D's means, `selection_criterion`), `stage 2: done. selected epoch N`",
     "evaluate": "test and OOD feature extraction, then the results table of every method (also in "
-                "`runs/mnist-cpu-seed0/eval/`: results.{md,csv,json}, scores.npz, ROC and histogram PNGs)",
+                "`runs/mnist/eval/`: results.{md,csv,json}, scores.npz, ROC and histogram PNGs)",
 }
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python
-"""Summarize gan_sweep.py's JSON lines as a Markdown table (mean +- std over seeds).
+"""Summarize the ablation sweeps' JSON lines (ablations.py) as a Markdown table (mean +- std over seeds).
 
     python benchmarks/summarize_sweep.py results.jsonl [--ood fashion_mnist --ood uniform_noise] [--prefix table1:]
     python benchmarks/summarize_sweep.py table3.jsonl --ood fashion_mnist --by-dim   # Table 3's layout
@@ -185,7 +185,7 @@ def by_dim_reading(records: list[dict], ood: str) -> list[str]:
 
 def provenance_line(path: str, records: list[dict]) -> str:
     """Where the records were measured: their commits, machines and commands (stamped by
-    gan_sweep.append_jsonl; older records carry none and are counted as unstamped)."""
+    tables.append_jsonl; older records carry none and are counted as unstamped)."""
     stamped = [r for r in records if "commit" in r]
     parts = [f"From `{path}` ({len(records)} records)"]
     if stamped:
