@@ -52,6 +52,10 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         "input of its last Dense layer)")
     parser.add_argument("--stages", default="all", choices=["all", "classifier"],
                         help="run every stage (default) or stop after the classifier")
+    parser.add_argument("--redo-gan", action="store_true",
+                        help="train stage 2 again on this run's classifier and cached features (e.g. after a "
+                        "change to the GAN's code): the finished stage 2 (detector.keras, bal/, eval/) is removed "
+                        "first; a run killed after that resumes with the same command without this flag")
     parser.add_argument("--strategy", default="default", choices=["default", "mirrored", "multiworker"],
                         help="tf.distribute strategy for both stages: mirrored = all GPUs of this "
                         "host, multiworker = the hosts in TF_CONFIG (run the same command on each; "
@@ -100,6 +104,8 @@ def main(argv: list[str] | None = None) -> int:
         strategy = distribute.make_strategy(args.strategy)
         root = args.run_dir or default_run_dir(config)
         if distribute.is_chief(strategy):
+            if args.redo_gan and RunDir(Path(root)).config_path.is_file():
+                remove_stage2(RunDir(Path(root)))  # before the config check: stage 2 may change settings
             run = open_run_dir(root, config)
         else:  # reads what the chief writes, writes nothing
             run = RunDir(Path(root), writable=False)
@@ -145,6 +151,16 @@ def run_stages(config: config_lib.RunConfig, run: RunDir, args: argparse.Namespa
     run_bal_stage(config, run, args.feature_layer, verbose=verbose, strategy=strategy)
 
 
+def remove_stage2(run: RunDir) -> None:
+    """What stage 2 and evaluation wrote, removed so that stage 2 runs again; the detector goes
+    first (its presence means stage 2 is done), so a kill part-way leaves a run that resumes."""
+    if run.detector_path.exists():
+        run.detector_path.unlink()
+    for path in (run.bal_dir, run.eval_dir, run.logs_dir / "stage2"):
+        shutil.rmtree(path, ignore_errors=True)
+    print("stage 2: removed the finished stage 2 (--redo-gan); training it again")
+
+
 def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str | None = None,
                   verbose="auto", strategy=None):
     """Stage 2: features (cached), the GAN with checkpoint selection, the detector."""
@@ -174,8 +190,10 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
                         ("discriminator_selected", result.discriminator),
                         ("discriminator_last", result.last_discriminator)):
         save_keras(model, run.bal_dir / f"{name}.keras")
+    from bal_tf.provenance import source_commit
+
     run.write_json("bal/history.json", {"selected_epoch": result.selected_epoch, "epochs": result.history,
-                                        "diverged": result.diverged})
+                                        "diverged": result.diverged, "commit": source_commit()})
     if result.diverged:
         print(f"stage 2: warning: {result.diverged}. Training stopped; the checkpoints kept are "
               f"from the last finished epoch ({len(result.history)}) or earlier.")

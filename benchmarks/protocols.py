@@ -92,8 +92,10 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
                             stages="all" if rerun_default else "classifier")
         reuse = ["--gan-preset", gan_preset, "--classifier", str(base / "classifier.keras")]
         link_feature_cache(base, run_dir)
+    # a stage 2 trained by other code is trained again on the same classifier and feature cache
+    redo = ["--redo-gan"] if stages == "all" and stage2_stale(run_dir) else []
     commands = [[str(ROOT / "train.py"), "--preset", preset, "--seed", str(seed), "--run-dir", str(run_dir),
-                 "--stages", stages, *reuse, *sets, *flags]]
+                 "--stages", stages, *reuse, *sets, *flags, *redo]]
     if stages == "all" and not evaluated_at_this_commit(run_dir, trained_baselines):
         commands.append([str(ROOT / "evaluate.py"), "--run", str(run_dir), "--protocol", protocol, *extra, *flags,
                          *(["--trained-baselines"] if trained_baselines else []),
@@ -125,6 +127,20 @@ def link_feature_cache(base: Path, run_dir: Path) -> None:
 
     shutil.copytree(source, partial, copy_function=link_or_copy)
     os.replace(partial, target)
+
+
+def stage2_stale(run_dir: Path) -> bool:
+    """True if the run's finished stage 2 was trained by code other than this checkout's (its
+    ``bal/history.json`` stamp, or for runs trained before that stamp existed, the evaluation's):
+    ``--redo-gan`` then trains it again, and its classifier and feature cache are reused."""
+    from bal_tf.provenance import source_commit
+
+    if not (run_dir / "detector.keras").is_file():
+        return False
+    stamps = [run_dir / "bal" / "history.json", run_dir / "eval" / "results.json"]
+    written = next((json.loads(p.read_text()).get("commit") for p in stamps
+                    if p.is_file() and "commit" in json.loads(p.read_text())), "unstamped")
+    return not same_code(written, source_commit())
 
 
 def evaluated_at_this_commit(run_dir: Path, trained_baselines: bool = False) -> bool:

@@ -376,7 +376,7 @@ def record_commits(path: Path) -> list[str]:
 
 def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
     """Whether a job's raw results were all measured by HEAD's code, and one line per raw file or
-    archive: ``same_code(commit, head, extra_paths)`` decides (tables.same_code in main)."""
+    archive: ``same_code(commit, head, extra_paths, job name)`` decides (tables.same_code in main)."""
     current, lines = True, []
     for raw in job.raw:
         path, partial = ROOT / raw, ROOT / (raw + ".partial")
@@ -385,12 +385,12 @@ def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
             line = f"{raw}: missing"
         else:
             commits = sorted(set(record_commits(path)))
-            stale = [c for c in commits if not same_code(c, head, job.depends)]
+            stale = [c for c in commits if not same_code(c, head, job.depends, job.name)]
             current &= not stale
             line = f"{raw}: " + (f"current (measured at {', '.join(commits)})" if not stale else
                                  f"stale (measured at {', '.join(stale)}, other code than {head})")
         if partial.is_file():  # a resumable sweep under way (its partial file is committed between sessions)
-            done = [c for c in record_commits(partial) if same_code(c, head, job.depends)]
+            done = [c for c in record_commits(partial) if same_code(c, head, job.depends, job.name)]
             line += f"; in progress: {len(done)} records of this code in {raw}.partial"
         lines.append(line)
     if job.archived_runs:
@@ -401,7 +401,7 @@ def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
                 if line.strip():
                     record = json.loads(line)
                     records[record["run"]] = record["results"].get("commit", "unstamped")
-        done = [run for run in job.archived_runs if run in records and same_code(records[run], head, job.depends)]
+        done = [run for run in job.archived_runs if run in records and same_code(records[run], head, job.depends, job.name)]
         current &= len(done) == len(job.archived_runs)
         missing = [run for run in job.archived_runs if run not in done]
         lines.append(f"{RESULTS}/protocol_runs.jsonl: {len(done)} of {len(job.archived_runs)} runs at this code"
@@ -410,6 +410,35 @@ def job_status(job: Job, head: str, same_code) -> tuple[bool, list[str]]:
         current = False
         lines.append("no stamped raw file: re-run it at the final commit")
     return current, lines
+
+
+def changed_paths() -> list[str]:
+    """Paths with uncommitted changes (tracked or not), outside docs/."""
+    out = subprocess.run(["git", "status", "--porcelain", "--", ".", ":(exclude)docs"], cwd=ROOT,
+                         capture_output=True, text=True).stdout
+    return [line[3:].split(" -> ")[-1] for line in out.splitlines() if line.strip()]
+
+
+def staled_by(job: Job, paths: list[str]) -> list[str]:
+    """The paths among ``paths`` whose change makes ``job``'s raw results stale."""
+    from tables import CODE_PATHS, NOT_MEASURED, under
+
+    excluded = [p.removeprefix(":(exclude)") for p in NOT_MEASURED]
+    return [p for p in paths if (under(p, CODE_PATHS) and not under(p, excluded)) or under(p, job.depends)]
+
+
+def change_report(jobs_: list[Job], paths: list[str], what: str) -> list[str]:
+    """What a change to ``paths`` stales, job by job, and whether it retrains classifiers."""
+    from tables import STAGE1_PATHS, under
+
+    stale = [job.name for job in jobs_ if staled_by(job, paths)]
+    if not stale:
+        return [f"reproduce: {what} ({', '.join(paths)}) stale no job"]
+    stage1 = [p for p in paths if under(p, STAGE1_PATHS)]
+    return [f"reproduce: {what} ({', '.join(paths)}) would stale {len(stale)} of {len(jobs_)} jobs: {', '.join(stale)}",
+            "reproduce: " + (f"stage-1 code among them ({', '.join(stage1)}): the classifiers are trained again"
+                             if stage1 else "no stage-1 code among them: the trained classifiers and feature caches "
+                             "are reused (stage 2 runs again: protocols.py --redo-gan, validate.py per GAN)")]
 
 
 def main(argv=None) -> int:
@@ -421,6 +450,9 @@ def main(argv=None) -> int:
     parser.add_argument("--status", action="store_true",
                         help="which jobs' raw results were measured by HEAD's code (committed files only; "
                              "exit 1 if any is not)")
+    parser.add_argument("--change", action="append", default=[], metavar="PATH",
+                        help="with --status: which jobs a change to PATH would stale, before it is made "
+                        "(repeatable; without it, --status reports the checkout's uncommitted changes)")
     parser.add_argument("--runs-root", default="runs", help="where the jobs' run directories live")
     parser.add_argument("--render-only", action="store_true", help="only regenerate docs from the raw files")
     parser.add_argument("--force", action="store_true", help="redo jobs already done at this commit")
@@ -446,6 +478,10 @@ def main(argv=None) -> int:
             for line in lines:
                 print(f"{'':28s}{line}")
         print(f"reproduce: {current} of {len(known)} jobs measured by the code of {head}")
+        if args.change:
+            print("\n".join(change_report(known, args.change, "a change to")))
+        elif changed_paths():
+            print("\n".join(change_report(known, changed_paths(), "the uncommitted changes")))
         return 0 if current == len(known) else 1
     unknown = [n for n in args.only if n not in names]
     if unknown:

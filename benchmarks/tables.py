@@ -85,21 +85,72 @@ CODE_PATHS = ["bal_tf", "train.py", "evaluate.py", "export", "requirements.txt",
 NOT_MEASURED = [":(exclude)bal_tf/provenance.py"]
 
 
-def same_code(commit: str, other: str, extra_paths=()) -> bool:
-    """True if two clean commits agree on CODE_PATHS and ``extra_paths`` (unknown commits: False)."""
+# The part of CODE_PATHS that stage 1 (the classifier) runs: a change elsewhere leaves every trained
+# classifier as it is, so the jobs re-run stage 2 and evaluation on the classifiers they have.
+STAGE1_PATHS = ["bal_tf/backbones", "bal_tf/classifier.py", "bal_tf/data", "requirements.txt", "requirements-cpu.txt"]
+
+
+def under(path: str, roots) -> bool:
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+# Commits whose code differs but was shown to compute the same numbers (a refactor): each entry names
+# the code digests (``code_digest``) it joins, the test that shows it, and the jobs it does not cover
+# (those whose numbers the change can move). Written after the commit it names, since a digest is
+# known only then; benchmarks/ is outside CODE_PATHS, so writing it changes no digest.
+EQUIVALENT_CODE = Path(__file__).resolve().parent / "equivalent_code.json"
+
+
+def same_code(commit: str, other: str, extra_paths=(), job: str | None = None) -> bool:
+    """True if two clean commits agree on CODE_PATHS and ``extra_paths`` (unknown commits: False), or
+    if their CODE_PATHS are declared equivalent in ``EQUIVALENT_CODE`` for ``job`` and they agree on
+    ``extra_paths``."""
     if "+dirty" in commit or "+dirty" in other or "unstamped" in (commit, other) or "?" in (commit, other):
         return False
     if commit == other:
         return True
-    return _git_agrees(commit, other, tuple(extra_paths))
+    if _git_agrees(commit, other, tuple(extra_paths)):
+        return True
+    return declared_equivalent(commit, other, job) and _git_agrees(commit, other, tuple(extra_paths), ())
+
+
+def declared_equivalent(commit: str, other: str, job: str | None = None) -> bool:
+    """``EQUIVALENT_CODE`` holds an entry with both commits' code digests that covers ``job``."""
+    if not EQUIVALENT_CODE.is_file():
+        return False
+    digests = {code_digest(commit), code_digest(other)}
+    if None in digests:
+        return False
+    for entry in json.loads(EQUIVALENT_CODE.read_text()):
+        if digests <= set(entry["code_digests"]) and job not in entry.get("except_jobs", []):
+            return True
+    return False
 
 
 @functools.lru_cache(maxsize=None)
-def _git_agrees(commit: str, other: str, extra_paths: tuple) -> bool:
+def code_digest(commit: str) -> str | None:
+    """sha256 of the blobs under CODE_PATHS at ``commit`` (``git ls-tree``; NOT_MEASURED left out);
+    None for a commit git does not know."""
+    import hashlib
     import subprocess
-    from pathlib import Path
 
-    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *CODE_PATHS, *extra_paths, *NOT_MEASURED],
+    listing = subprocess.run(["git", "ls-tree", "-r", commit, "--", *CODE_PATHS],
+                             cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    if listing.returncode != 0:
+        return None
+    excluded = {path.removeprefix(":(exclude)") for path in NOT_MEASURED}
+    kept = [line for line in listing.stdout.splitlines() if line.split("\t", 1)[-1] not in excluded]
+    return hashlib.sha256("\n".join(kept).encode()).hexdigest()
+
+
+@functools.lru_cache(maxsize=None)
+def _git_agrees(commit: str, other: str, extra_paths: tuple, code_paths: tuple = tuple(CODE_PATHS)) -> bool:
+    import subprocess
+
+    if not code_paths and not extra_paths:
+        return True
+    diff = subprocess.run(["git", "diff", "--quiet", commit, other, "--", *code_paths, *extra_paths,
+                           *(NOT_MEASURED if code_paths else ())],
                           cwd=Path(__file__).resolve().parents[1], capture_output=True)
     return diff.returncode == 0
 

@@ -412,28 +412,12 @@ def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readm
 def test_ablations_run_on_the_papers_negatives_whatever_the_default():
     import ablations
 
-    from bal_tf.config import RunConfig, stable_gan
+    from bal_tf.config import GANConfig, RunConfig
 
-    assert RunConfig().with_overrides(ablations.PAPER_NEGATIVES).gan == stable_gan()
-
-
-def test_knn_ratio_is_the_class_knn_distance_over_the_class_level():
-    import knn_ratio
-
-    from bal_tf import sampling
-
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 400)
-    features = np.abs(np.where(labels[:, None] == 0, [4.0, 0.5, 0.5], [0.5, 4.0, 0.5])
-                      + rng.normal(0, 0.3, (400, 3))).astype(np.float32)
-    bank = sampling.BoundaryBank.fit(features, labels, 2, k=5, seed=0)
-    queries = np.array([[4.0, 0.5, 0.5], [0.5, 0.5, 4.0]], np.float32)  # class 0's centre; off both classes
-    ratio = knn_ratio.class_knn_ratio(bank, queries, np.array([0, 0]))
-    unit = queries / np.linalg.norm(queries, axis=1, keepdims=True)
-    expected = [np.sort(np.linalg.norm(bank.reference[0] - u, axis=1))[4] / bank.levels[0] for u in unit]
-    np.testing.assert_allclose(ratio, expected, rtol=2e-2)  # sqrt(2 - 2 cos) vs the norm: a few digits apart near 0
-    assert ratio[0] < 1 < ratio[1]
-    assert knn_ratio.class_knn_ratio(bank, queries[:1], np.array([1]))[0] > 1  # measured against its own class
+    # the former `stable` preset: the paper's negatives into a D on raw features, the rest the default's
+    paper_negatives = GANConfig(discriminator_input="raw", shell_sampling="none", shell_weight=1.0,
+                                shell_radius=[1.5, 4.0], boundary_weight=0.0)
+    assert RunConfig().with_overrides(ablations.PAPER_NEGATIVES).gan == paper_negatives
 
 
 def test_a_sweep_resumes_each_measurement_made_by_the_same_code_on_the_same_classifier(tmp_path, monkeypatch):
@@ -621,37 +605,11 @@ def test_validate_run_emits_each_gan_as_it_finishes_and_skips_what_is_done(tmp_p
     assert [r["method"] for batch in emitted for r in batch] == ["bal", "bal_last", "bal_p2_only"]  # baselines done
 
 
-def test_compare_validation_finds_the_equal_record_under_another_label(tmp_path, capsys):
-    import compare_validation
-
-    def record(method, variant, seed, aurocs, commit="c1"):
-        return {"method": method, "variant": variant, "seed": seed, "commit": commit,
-                "validation": {f"f{i}": {"auroc": a} for i, a in enumerate(aurocs)}}
-
-    recorded = [record("knn", "-", 0, [0.9, 0.8]), record("bal", "old label", 0, [0.7, 0.6]),
-                record("bal", "other", 0, [0.71, 0.6])]
-    remeasured = [record("knn", "-", 0, [0.9, 0.8]), record("bal", "default", 0, [0.7, 0.6]),
-                  record("bal", "new", 0, [0.704, 0.6]), record("bal", "default", 1, [0.7, 0.6])]
-    paths = {}
-    for name, records in (("recorded", recorded), ("remeasured", remeasured)):
-        paths[name] = tmp_path / f"{name}.jsonl"
-        paths[name].write_text("".join(json.dumps(r) + "\n" for r in records))
-    assert compare_validation.main(["--recorded", str(paths["recorded"]), "--remeasured", str(paths["remeasured"])]) == 1
-    out = capsys.readouterr().out.splitlines()
-    assert out[1].startswith("bal [default] seed 0: equal to [old label]")
-    assert out[2].startswith("bal [new] seed 0: no equal record; closest [old label]")  # nearer the first
-    assert out[3] == "bal [default] seed 1: no recorded counterpart"
-    assert out[-1].startswith("2 of 4 re-measured records equal")
-    paths["remeasured"].write_text("not json\n")
-    with pytest.raises(SystemExit, match="not a JSON lines file"):
-        compare_validation.main(["--recorded", str(paths["recorded"]), "--remeasured", str(paths["remeasured"])])
-
-
 def test_whitened_class_distance_measures_in_the_space_d_sees():
     """A step of t standard deviations along a low-variance direction and along a high-variance
     one is the same whitened distance; a class's own points are ~1 class radius out, and pushed
     radially by s they are s times farther."""
-    from family_radii import whitened_class_distance
+    from diagnose import whitened_class_distance
 
     rng = np.random.default_rng(0)
     scales = np.array([10.0, 0.1] + [1.0] * 6)  # anisotropic, shared by both classes
@@ -670,47 +628,24 @@ def test_whitened_class_distance_measures_in_the_space_d_sees():
     assert wide == pytest.approx(narrow, rel=0.05) and wide > 1.2  # Euclidean: 100 times apart
 
 
-def test_family_radii_reports_every_validation_family_and_the_negatives(tiny_run_copy, capsys):
-    import family_radii
-
-    out = tiny_run_copy / "radii.json"
-    family_radii.main(["--run", str(tiny_run_copy), "--samples", "512", "--out", str(out)])
-    report = json.loads(out.read_text())
-    from bal_tf.validation import DEFAULT_FAMILIES
-
-    kinds = report["kinds"]
-    assert set(DEFAULT_FAMILIES) < set(kinds) and "held_out_id" in kinds and report["commit"]
-    assert {kinds[f]["count"] for f in DEFAULT_FAMILIES} == {kinds["held_out_id"]["count"]}  # its held-out images
-    assert kinds["negatives: trivial box"]["count"] == 512
-    assert any(kind.startswith("negatives: radial shells [2.0, 4.0]") for kind in kinds)  # the default's shells
-    for kind, row in kinds.items():
-        if row["count"]:
-            q = row["distance_over_radius"]
-            assert 0 < q["p10"] <= q["median"] <= q["p90"], kind
-            assert kind == "held_out_id" or 0 <= row["auroc_of_distance"] <= 1
-    # (the geometry itself is checked on Gaussian data above: the tiny run's features are not
-    # those of a trained classifier)
-    assert "| noise_blobs |" in capsys.readouterr().out
-
-
 def test_gcpl_geometry_reports_when_weak_ood_features_sit_nearer_the_prototypes():
     """The diagnostic's numbers on features built so that GCPL's rule must fail: ID features at
     twice the prototypes' norm along their own prototype, OOD features near the prototypes."""
-    import gcpl_geometry
+    import diagnose
 
     rng = np.random.default_rng(0)
     prototypes = np.eye(3, 8)
     labels = rng.integers(0, 3, 300)
     id_features = 2.0 * prototypes[labels] + 0.05 * rng.normal(size=(300, 8))
     ood_features = 1.0 * prototypes[rng.integers(0, 3, 200)] + 0.05 * rng.normal(size=(200, 8))
-    report = gcpl_geometry.prototype_geometry(id_features, ood_features, prototypes, gamma=1.0, id_labels=labels)
+    report = diagnose.prototype_geometry(id_features, ood_features, prototypes, gamma=1.0, id_labels=labels)
     assert report["accuracy"] == 1.0
     assert report["auroc"]["gcpl_minus_nearest_squared_distance"] < 0.05  # nearer the prototypes = "more ID"
     assert report["auroc"]["feature_norm"] > 0.95
     assert report["prototype_norm"]["median"] == pytest.approx(1.0)
     assert report["feature_norm"]["id"]["median"] == pytest.approx(2.0, abs=0.1)
     assert report["nearest_prototype_squared_distance"]["ood"]["median"] < 0.1
-    text = gcpl_geometry.markdown({**report, "run": "r", "commit": "c", "id": "a", "ood": "b",
+    text = diagnose.gcpl_markdown({**report, "run": "r", "commit": "c", "id": "a", "ood": "b",
                                    "gamma": 1.0, "prototype_weight": 0.01})
     assert "| GCPL: minus nearest-prototype squared distance | " in text and "accuracy 100.00%" in text
 
@@ -776,7 +711,7 @@ def test_a_gan_preset_run_reuses_the_default_runs_features_and_skips_odin(tmp_pa
 
 
 def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
-    import bal_geometry
+    import diagnose
 
     rng = np.random.default_rng(0)
     id_distance, ood_distance = rng.uniform(0.5, 1.4, 500), rng.uniform(1.6, 3.0, 400)
@@ -785,7 +720,7 @@ def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
     ood_scores = {"bal_p2_only": rng.normal(2.0, 1.0, 400), "max_softmax": rng.normal(0.5, 0.2, 400)}
     id_scores["bal"], ood_scores["bal"] = id_scores["max_softmax"], ood_scores["max_softmax"]
 
-    report = bal_geometry.run_geometry(id_distance, ood_distance, id_scores, ood_scores, [2.0, 4.0])
+    report = diagnose.run_geometry(id_distance, ood_distance, id_scores, ood_scores, [2.0, 4.0])
 
     assert report["auroc"]["distance"] == 1.0  # nearer the class mean ranks as more ID
     assert abs(report["auroc"]["bal_p2_only"] - 0.5) < 0.06
@@ -796,17 +731,17 @@ def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
     assert bands[1]["ood_mean_p2"] == pytest.approx(np.mean(1 / (1 + np.exp(-ood_scores["bal_p2_only"][
         (ood_distance >= 1.5) & (ood_distance < 2.0)]))))
     assert report["distance_over_radius"]["ood"]["median"] == pytest.approx(np.median(ood_distance), abs=1e-4)
-    text = bal_geometry.markdown({"cell": "c", "commit": "x", "runs": [{**report, "shell_radius": [2.0, 4.0]}]})
+    text = diagnose.bal_markdown({"cell": "c", "commit": "x", "runs": [{**report, "shell_radius": [2.0, 4.0]}]})
     assert "| [1.5, 2) | " in text and "100.00" in text
 
 
 def test_bal_geometry_says_what_a_run_lacks(tmp_path):
-    import bal_geometry
+    import diagnose
     from bal_tf.errors import InputError
 
     (tmp_path / "features").mkdir()
     with pytest.raises(InputError, match="ood_mnist.npz.*evaluated by evaluate.py"):
-        bal_geometry.load_run(tmp_path, "mnist")
+        diagnose.load_run(tmp_path, "mnist")
 
 
 def test_reproduce_status_names_each_raw_file_not_measured_by_heads_code(tmp_path, monkeypatch):
@@ -822,7 +757,7 @@ def test_reproduce_status_names_each_raw_file_not_measured_by_heads_code(tmp_pat
         + json.dumps({"run": "a-seed1", "results": {"commit": "old"}}) + "\n")
     asked = []
 
-    def same_code(commit, head, extra):
+    def same_code(commit, head, extra, job=None):
         asked.append(tuple(extra))
         return commit == head
 
@@ -1011,7 +946,9 @@ def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp
     import reproduce
 
     section = decision_log.AT_ONE_COMMIT
-    assert [section.reference] + section.alternatives == reproduce.VALIDATION_VARIANTS
+    # what the job measures today, and the presets deleted in the cut while the files hold them
+    assert [section.reference] + [v for v in section.alternatives if v not in decision_log.HISTORY_PRESETS] == \
+        reproduce.VALIDATION_VARIANTS
     assert decision_log.FINAL == reproduce.FINAL_VALIDATION
 
     final = tmp_path / decision_log.FINAL
@@ -1034,6 +971,13 @@ def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp
     assert f"`{decision_log.FINAL}/{decision_log.RUNS[2]}.jsonl` (measured at commits abc1234; test box)" in text
     assert f"| `{no_ema}` | 1.00 | 1.00 | 1.00 | 1.00 | clears the rule (-1.50) |" in text
     assert f"| `{section.alternatives[0]}` | 2.50 | 2.50 | 2.50 | 2.50 | within the rule (+0.00; it asks below -0.25) |" in text
+    # files measured after the cut hold no history preset: their rows are left out, not an error
+    for run in decision_log.RUNS:
+        bal = {variant: [[0.85, 0.85]] for variant in reproduce.VALIDATION_VARIANTS}
+        lines = [dict(r, commit="abc1234", machine="test box") for r in decision_log_records(f"/runs/{run}", bal)]
+        (final / f"{run}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    text = decision_log.render_at_one_commit(tmp_path)
+    assert "gan_preset=stable" not in text and "`gan_preset=paper_literal`" in text
 
 
 def test_reproduce_validation_job_trains_no_classifier_for_a_run_whose_records_are_finished(tmp_path, monkeypatch):
