@@ -17,7 +17,7 @@ import numpy as np
 import tensorflow as tf
 
 from bal_tf import baselines, scoring, selection
-from bal_tf import discriminator  # noqa: F401  (registers the layers of saved discriminators)
+import bal_tf.discriminator  # noqa: F401  (registers the layers of saved discriminators)
 from bal_tf import metrics as metrics_lib
 from bal_tf.errors import InputError
 from bal_tf.features import ood_cache_name

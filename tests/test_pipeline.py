@@ -42,8 +42,8 @@ def evaluated_run(worked_run):
 
 @pytest.fixture(scope="module")
 def exported_run(worked_run):
-    # Uniform noise: even this tiny model ranks it far from chance (the AUROC of MNIST vs
-    # Fashion-MNIST would be ~0.5 here, where a broken int8 model could not be told apart).
+    # Uniform noise: even this tiny model scores it far from chance (inverted: see the test; the AUROC
+    # of MNIST vs Fashion-MNIST would be ~0.5 here, where a broken int8 model could not be told apart).
     assert export_main(["--run", str(worked_run), "--parity-ood", "uniform_noise", "--parity-ood-images", "500"]) == 0
     return worked_run
 
@@ -179,6 +179,23 @@ def test_protocol_with_missing_data_stops_at_once(tiny_run, capsys):
     assert "Dataset 'omniglot'" in capsys.readouterr().out
 
 
+def spearman(a, b) -> float:
+    rank = lambda x: np.argsort(np.argsort(x))  # noqa: E731
+    return float(np.corrcoef(rank(a), rank(b))[0, 1])
+
+
+def exported_scores(run_dir, mode: str) -> dict:
+    """A TFLite model's outputs on the parity images: the first 500 ID test images and 500 of uniform noise."""
+    from bal_tf import data as data_lib
+    from bal_tf.export.litert_runner import LiteRTRunner
+    from bal_tf.run_dir import RunDir
+
+    config = RunDir(run_dir).load_config()
+    id_images, _ = data_lib.to_numpy(data_lib.load_id_split(config.data, "test", limit=500))
+    noise, _ = data_lib.to_numpy(data_lib.load_ood_set("uniform_noise", config.data, limit=500))
+    return LiteRTRunner(run_dir / "export" / f"bal_{mode}.tflite")(np.concatenate([id_images, noise]), batch_size=256)
+
+
 @pytest.mark.xdist_group("worked_run")  # one worker evaluates and exports it once
 def test_export_command_on_a_trained_run(exported_run):
     run_dir = exported_run
@@ -188,15 +205,21 @@ def test_export_command_on_a_trained_run(exported_run):
     assert 0 < info["threshold"] <= 1
     parity = info["auroc_parity"]
     assert set(parity) >= {"keras", "bal_float32", "bal_dynamic_range", "bal_full_int8"}
-    assert abs(parity["keras"] - 0.5) > 0.05  # a real ranking (a constant score gives 0.5)
+    # The scores separate the two sets (a constant score gives 0.5). In either direction: this tiny
+    # model (a 1/16-width ResNet-18, 2 epochs on 512 images: about 13% test accuracy) ranks uniform
+    # noise *above* the ID images (AUROC about 0.07); the quality of a trained detector is measured
+    # by the protocols, not here. What this test checks is that every export computes the same
+    # function as Keras.
+    assert abs(parity["keras"] - 0.5) > 0.05
     assert abs(parity["bal_float32"] - parity["keras"]) < 1e-3
-    # Full int8 stays close to float. On this tiny model (2 classifier epochs) it is measured at
-    # 1.9 points below float against uniform noise (activations of noise images fall outside the
-    # ranges calibrated on ID images); the 0.5-point parity of trained runs is a benchmark figure
-    # (`export_model.py --parity-ood`), not a property of every model. A broken int8 D (the old
-    # ONE_HOT bug) leaves p2 constant and the ranking to p1 alone. On a machine of the same kind
-    # with AMX-INT8 (2026-11-28) the same code measured 6.3 points: the int8 kernels differ by
-    # CPU, so the bound is 0.08 (still far from a constant p2's gap to float).
-    assert abs(parity["bal_full_int8"] - parity["bal_float32"]) <= 0.08
+    # Full int8 keeps float's ranking of the same 1,000 images (the old ONE_HOT bug left p2
+    # constant). Its AUROC moves with the CPU's int8 kernels, which TFLite picks by CPU (not
+    # oneDNN: ONEDNN_MAX_CPU_ISA does not change them): against float, 0.024 on an AVX-512 machine,
+    # 0.063 on one with AMX-INT8, 0.083 on an AVX2-only one; the rank correlation of the scores
+    # was 0.90 on the AVX-512 machine. Bounds with room for the kernels: 0.15 and 0.6.
+    assert abs(parity["bal_full_int8"] - parity["bal_float32"]) <= 0.15
+    int8, float_scores = exported_scores(run_dir, "full_int8"), exported_scores(run_dir, "float32")
+    assert np.ptp(int8["p2"]) > 1e-3
+    assert spearman(int8["log_score"], float_scores["log_score"]) >= 0.6
     assert (run_dir / "export" / "serving" / "bal" / "1" / "saved_model.pb").is_file()
     assert (run_dir / "export" / "serving" / "models.config").is_file()
