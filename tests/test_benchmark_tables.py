@@ -202,7 +202,7 @@ def protocol_cells(protocol, backbone, ood, aurocs):
 
 
 def test_headline_ranks_bal_checks_the_targets_and_fills_the_readme_block(tmp_path):
-    import headline
+    import protocols
 
     results = {"commit": "abc1234", "machine": "x86_64, 2 CPUs, no GPU", "command": "python benchmarks/protocols.py",
                "scale": "cpu", "cells":
@@ -211,44 +211,44 @@ def test_headline_ranks_bal_checks_the_targets_and_fills_the_readme_block(tmp_pa
                                    "max_softmax": [96.0, 98.5], "knn": [99.0, 99.0]})
                    + protocol_cells("offline-mnist", "cnn", "fashion_mnist",
                                     {"bal": [99.6, 99.8], "max_softmax": [98.0, 98.0], "knn": [99.0, 99.0]})}
-    summaries = {s["protocol"]: s for s in headline.cell_summaries(results)}
+    summaries = {s["protocol"]: s for s in protocols.cell_summaries(results)}
     fashion = summaries["offline-fashion_mnist"]
     # bal_last and other presets are not ranked: knn, then BAL (97.5), then max-softmax (97.25)
     assert (fashion["rank"], fashion["methods"], fashion["best_other"]) == (2, 3, "knn")
     assert not fashion["beats_msp_every_seed"]  # 98.0 < 98.5 in seed 1
     assert summaries["offline-mnist"]["rank"] == 1
-    report = "\n".join(headline.targets_report(list(summaries.values())))
+    report = "\n".join(protocols.targets_report(list(summaries.values())))
     assert "every cell and seed: no (not in 1 of 2 cells)" in report
     assert "mean rank over the cells at most 1.5: yes (1.50 over 2 cells)" in report
     assert "offline-fashion_mnist (cnn) >= 97.8: no (97.50, 0.30 short)" in report
     assert "offline-mnist (cnn) >= 99.5: yes (99.70)" in report
     # the paper's presets get their own rows beside the default, with the seeds each has
     results["cells"] += protocol_cells("offline-mnist", "cnn", "fashion_mnist", {"bal[paper_literal]": [90.0, 94.0]})
-    block = headline.headline_markdown(results)
+    block = protocols.headline_markdown(results)
     assert "| offline-mnist | cnn | fashion_mnist | 99.70 ± 0.14 | 92.00 ± 2.83 (2) | - | 98.00 ± 0.00 |" in block
     assert "| offline-fashion_mnist | cnn | mnist | 2 | 97.50" in block.split("The paper's recipe")[0]  # main table
     assert "| offline-fashion_mnist | cnn | mnist | 97.50 ± 0.71 | - | 99.90 ± 0.00 (2) |" in block  # paper only
     results["cells"] = [c for c in results["cells"] if not c["method"].startswith("bal[")]
-    assert "The paper's recipe" not in headline.headline_markdown(results)  # no paper runs: no section
+    assert "The paper's recipe" not in protocols.headline_markdown(results)  # no paper runs: no section
 
     (tmp_path / "protocols.json").write_text(json.dumps(results))
     readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{headline.BEGIN}\nold, hand-typed numbers\n{headline.END}\nrest\n")
+    readme.write_text(f"intro\n{protocols.BEGIN}\nold, hand-typed numbers\n{protocols.END}\nrest\n")
     argv = ["--results", str(tmp_path / "protocols.json"), "--readme", str(readme)]
-    assert headline.main(argv + ["--check"]) == 1
-    assert headline.main(argv) == 0 and headline.main(argv + ["--check"]) == 0
+    assert protocols.main(["headline", *argv + ["--check"]]) == 1
+    assert protocols.main(["headline", *argv]) == 0 and protocols.main(["headline", *argv + ["--check"]]) == 0
     text = readme.read_text()
     assert text.startswith("intro\n") and text.endswith("\nrest\n") and "hand-typed" not in text
     assert "| offline-fashion_mnist | cnn | mnist | 2 | 97.50 ± 0.71 | 97.25 ± 1.77 | knn 99.00 ± 0.00 | 2 of 3 | no |" in text
 
 
 def test_readme_headline_is_generated_from_the_committed_protocol_results():
-    import headline
+    import protocols
 
-    results = Path(headline.ROOT) / "docs" / "results" / "protocols.json"
+    results = Path(protocols.ROOT) / "docs" / "results" / "protocols.json"
     if not results.is_file():
         pytest.skip("no docs/results/protocols.json committed yet")
-    assert headline.main(["--check"]) == 0, "README.md's headline block is stale: python benchmarks/headline.py"
+    assert protocols.main(["headline", *["--check"]]) == 0, "README.md's headline block is stale: python benchmarks/protocols.py"
 
 
 def test_reproduce_replaces_a_block_and_only_that_block():
@@ -323,7 +323,7 @@ def test_reproduce_moves_a_sweep_into_place_only_when_it_finished(tmp_path, monk
 
 
 def test_export_report_renders_parity_and_latency_from_the_raw_json(tmp_path, capsys):
-    import export_report
+    import timing
 
     info = {"parity": {"saved_model_vs_keras_max_abs": 5.1e-7, "tflite_float32_vs_keras_max_abs": 1.0e-6},
             "auroc_parity": {"ood": "fashion_mnist", "images_each": 2000, "keras": 0.9894, "bal_float32": 0.9894,
@@ -334,7 +334,7 @@ def test_export_report_renders_parity_and_latency_from_the_raw_json(tmp_path, ca
     latency = {"batch1": batch, "batch256": batch, "commit": "abc", "machine": "x86_64", "cpus": 2, "command": "c"}
     (tmp_path / "info.json").write_text(json.dumps(info))
     (tmp_path / "export_latency_default.json").write_text(json.dumps(latency))
-    export_report.main(["--info", str(tmp_path / "info.json"), str(tmp_path / "export_latency_default.json")])
+    timing.main(["export-report", "--info", str(tmp_path / "info.json"), str(tmp_path / "export_latency_default.json")])
     out = capsys.readouterr().out
     assert "(export of commit def, x86_64, 2 CPUs, no GPU)" in out
     assert "Keras 98.94, float32 TFLite 98.94, dynamic-range 99.00, full int8 99.08 (0.89 MB against 3.20 MB" in out
@@ -351,14 +351,14 @@ def test_protocols_offers_every_gan_preset():
 
 
 def test_stage2_time_trains_on_the_runs_features_and_leaves_the_run_as_it_was(tiny_run, tmp_path):
-    import stage2_time
+    import timing
 
     def files(root):
         return {str(p.relative_to(root)): p.stat().st_mtime for p in root.rglob("*") if p.is_file()}
 
     before = files(tiny_run)
     out = tmp_path / "stage2_time.json"
-    rc = stage2_time.main(["--run", str(tiny_run), "--set", "gan.epochs=2", "--out", str(out)])
+    rc = timing.main(["stage2", "--run", str(tiny_run), "--set", "gan.epochs=2", "--out", str(out)])
     result = json.loads(out.read_text())
     config = json.loads((tiny_run / "config.json").read_text())
     assert config["gan"]["epochs"] != 2 and result["overrides"] == ["gan.epochs=2"]
@@ -368,12 +368,13 @@ def test_stage2_time_trains_on_the_runs_features_and_leaves_the_run_as_it_was(ti
     assert result["meets_target"] == (result["seconds_total"] < 240)
     assert {"commit", "machine", "command"} <= set(result)
     assert files(tiny_run) == before
-    assert stage2_time.main(["--render", str(out)]) == 0
-    assert "`gan.epochs=2`" in stage2_time.render(result, str(out))
+    assert timing.main(["stage2", "--render", str(out)]) == 0
+    assert "`gan.epochs=2`" in timing.stage2_render(result, str(out))
+    assert result["command"].startswith("python benchmarks/timing.py stage2 --run")
 
 
 def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_sentence():
-    import test_command_timing as timing
+    import timing
 
     output = "....\n251 passed, 6 warnings in 263.61s (0:04:23)\nWARNING: pip says something\n"
     assert timing.pytest_summary(output) == (251, 263.61)  # -q, as .ci/run runs it
@@ -382,13 +383,13 @@ def test_test_command_timing_reads_pytests_summary_and_renders_the_readme_senten
     assert timing.pytest_summary("error: setup failed") == (0, 0.0)
     result = {"commit": "abc1234", "machine": "x86_64, 2 CPUs, idle", "command": "bash .ci/run", "date": "2026-11-27",
               "tests_passed": 251, "pytest_seconds": 263.61, "total_seconds": 322, "rc": 0}
-    text = timing.render(result, "docs/results/test_command_timing.json")
+    text = timing.tests_render(result, "docs/results/test_command_timing.json")
     assert "**5 min 22 s**" in text and "251 tests passed, 4 min 24 s" in text and "`abc1234`" in text
-    assert "FAILED (exit code 1)" in timing.render({**result, "rc": 1}, "x.json")
+    assert "FAILED (exit code 1)" in timing.tests_render({**result, "rc": 1}, "x.json")
 
 
 def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readme(tmp_path, monkeypatch):
-    import readme_timing
+    import timing
 
     raw = {"commit": "abc1234", "machine": "x86_64, 2 CPUs", "date_utc": "2026-11-27 09:06", "conditions": "idle",
            "total_seconds": 703.6, "parts": [
@@ -398,7 +399,7 @@ def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readm
                {"command": ".venv/bin/python evaluate.py --run r", "seconds": 100.7, "stage_done_at": {}}]}
     path = tmp_path / "raw.json"
     path.write_text(json.dumps(raw))
-    text = readme_timing.render(path)
+    text = timing.readme_render(path)
     assert "**11 min 44 s in all**" in text and "`abc1234`" in text and "idle" in text
     assert "| stage 1 |" in text and text.count("| 6 min 14 s |") == 1  # stage 1 ends at 374.5 s
     assert "| 2 min 48 s |" in text  # stage 2: the rest of train.py (542.0 - 374.5 s)
@@ -406,7 +407,7 @@ def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readm
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
     readme = Path("README.md").read_text()
     block = readme.split("<!-- reproduce:readme-timing:begin -->\n", 1)[1].split("\n<!-- reproduce:readme-timing:end -->")[0]
-    assert block == readme_timing.render(Path("docs/results/readme_timing.json"))
+    assert block == timing.readme_render(Path("docs/results/readme_timing.json"))
 
 
 def test_ablations_run_on_the_papers_negatives_whatever_the_default():
@@ -837,7 +838,7 @@ def _sweep_record(variant, run, seed, auroc, last=None, epoch=5, baseline=False,
 
 
 def test_the_sweep_reading_says_what_the_table_says(tmp_path, capsys):
-    import summarize_sweep
+    import ablations
 
     records = []
     for seed, run in enumerate(("a", "b", "c")):
@@ -848,7 +849,7 @@ def test_the_sweep_reading_says_what_the_table_says(tmp_path, capsys):
         records.append(_sweep_record("u:same", run, seed, 99.0 + seed / 2, epoch=seed))  # best, labelled elsewhere
     path = tmp_path / "sweep.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    summarize_sweep.main([str(path), "--ood", "ood", "--prefix", "t:", "--reading",
+    ablations.main(["summarize", str(path), "--ood", "ood", "--prefix", "t:", "--reading",
                           "--paper-order", "t:worst", "t:mid", "t:best", "--identical", "t:best", "u:same"])
     out = capsys.readouterr().out
     assert "- ranked, worst first: worst 91.00 < mid 98.50 < best 99.50." in out
@@ -858,14 +859,14 @@ def test_the_sweep_reading_says_what_the_table_says(tmp_path, capsys):
     assert "more than 5 points below the selected checkpoint: worst." in out
     assert "99.00% (a), 99.10% (b), 99.20% (c)" in out
     assert "over the 3 (run, seed) pairs measured as both, their selected epochs and AUROCs agree to every digit." in out
-    summarize_sweep.main([str(path), "--ood", "ood", "--prefix", "t:", "--reading",
+    ablations.main(["summarize", str(path), "--ood", "ood", "--prefix", "t:", "--reading",
                           "--paper-order", "t:best", "t:mid", "--identical", "t:best", "t:mid"])
     out = capsys.readouterr().out
     assert "the paper's order (best < mid) does not hold" in out and "AUROCs differ in 3." in out
 
 
 def test_the_table3_reading_names_the_best_arm_per_dim_and_those_above_max_softmax(tmp_path, capsys):
-    import summarize_sweep
+    import ablations
 
     records = []
     for dim, msp in ((2, 99.0), (64, 95.0), (256, 97.0)):
@@ -876,7 +877,7 @@ def test_the_table3_reading_names_the_best_arm_per_dim_and_those_above_max_softm
             records.append(_sweep_record(f"table3:dim={dim}:gaussian_tail", run, seed, 96.0 + seed * 2))
     path = tmp_path / "t3.jsonl"
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    summarize_sweep.main([str(path), "--ood", "ood", "--by-dim", "--reading"])
+    ablations.main(["summarize", str(path), "--ood", "ood", "--by-dim", "--reading"])
     out = capsys.readouterr().out
     assert ("- dim 2: best uniform (98.10 ± 0.10); within one sample std of it: gaussian_tail; "
             "above max-softmax of that classifier (99.00): none.") in out
@@ -896,87 +897,87 @@ def decision_log_records(run, bal):
 
 
 def test_decision_log_reads_ranks_the_rule_and_the_families_that_moved(monkeypatch):
-    import decision_log
+    import validate
 
     # ranks per family: ref (0.85, 0.85) -> 2, 3 => 2.5; better (0.995, 0.96) -> 1, 1 => 1.0
     per_run = {run: decision_log_records(run, {"ref": [[0.85, 0.85], [0.85, 0.85]],
                                                 "better": [[0.995, 0.96], [0.995, 0.96]],
                                                 "same": [[0.851, 0.85], [0.851, 0.85]]})
                for run in ("A", "B")}
-    summaries = {run: decision_log.summarize_run(records) for run, records in per_run.items()}
+    summaries = {run: validate.summarize_run(records) for run, records in per_run.items()}
     assert summaries["A"].ranks == {"ref": 2.5, "better": 1.0, "same": 2.5}
-    text = decision_log.render_decision(decision_log.Decision("x", "X", "ref", ["better", "same"]), summaries)
+    text = validate.render_decision(validate.Decision("x", "X", "ref", ["better", "same"]), summaries)
     assert "| `better` | 1.00 | 1.00 | 1.00 | clears the rule (-1.50) |" in text
     assert "| `same` | 2.50 | 2.50 | 2.50 | within the rule (+0.00; it asks below -0.25) |" in text
     # 'better' moved both families by >= 0.5 points (listed with the best baseline); 'same' moved none
     assert "`better` on A: family0 85.00 ± 0.00 -> 99.50 ± 0.00 (knn 99.00); family1 85.00 ± 0.00 -> 96.00 ± 0.00 (msp 95.00)" in text
     assert "`same` on" not in text
-    worse = decision_log.render_decision(decision_log.Decision("y", "Y", "better", ["ref"]), summaries)
+    worse = validate.render_decision(validate.Decision("y", "Y", "better", ["ref"]), summaries)
     assert "worse (+1.50)" in worse
-    piped = {run: decision_log.summarize_run(decision_log_records(run, {"ref": [[0.85, 0.85]], "v | D ensemble: top3": [[0.85, 0.85]]}))
+    piped = {run: validate.summarize_run(decision_log_records(run, {"ref": [[0.85, 0.85]], "v | D ensemble: top3": [[0.85, 0.85]]}))
              for run in ("A",)}
-    assert "| `v \\| D ensemble: top3` | 2.50 |" in decision_log.render_decision(
-        decision_log.Decision("z", "Z", "ref", ["v | D ensemble: top3"]), piped)  # a pipe in a cell is escaped
+    assert "| `v \\| D ensemble: top3` | 2.50 |" in validate.render_decision(
+        validate.Decision("z", "Z", "ref", ["v | D ensemble: top3"]), piped)  # a pipe in a cell is escaped
     assert "`ref` on B: family0 99.50 ± 0.00 -> 85.00 ± 0.00 (knn 99.00)" in worse  # falls are moves too
 
 
 def test_decision_log_names_a_variant_no_record_holds():
-    import decision_log
+    import validate
 
-    summaries = {"A": decision_log.summarize_run(decision_log_records("A", {"ref": [[0.85, 0.85]]}))}
+    summaries = {"A": validate.summarize_run(decision_log_records("A", {"ref": [[0.85, 0.85]]}))}
     with pytest.raises(KeyError, match="'typo'"):
-        decision_log.render_decision(decision_log.Decision("x", "X", "ref", ["typo"]), summaries)
+        validate.render_decision(validate.Decision("x", "X", "ref", ["typo"]), summaries)
 
 
 def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     """Every decision of the log names variants its raw files hold (the docs stay renderable)."""
-    import decision_log
+    import validate
 
-    assert decision_log.main(["--out", str(tmp_path / "log.md")]) == 0
+    assert validate.main(["decision-log", "--out", str(tmp_path / "log.md")]) == 0
     text = (tmp_path / "log.md").read_text()
-    assert text == decision_log.render()
+    assert text == validate.render_decision_log()
     # + the four side measurements and the final validation job's section
-    assert text.count("\n### ") == len(decision_log.DECISIONS) + 4 + 1
+    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1
 
 
 def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp_path):
     """The last section compares exactly what the final validation job measures, read from its own
     raw files (with their stamps), and says what measures them while they are missing."""
-    import decision_log
+    import validate
     import reproduce
 
-    section = decision_log.AT_ONE_COMMIT
+    section = validate.AT_ONE_COMMIT
     # what the job measures today, and the presets deleted in the cut while the files hold them
-    assert [section.reference] + [v for v in section.alternatives if v not in decision_log.HISTORY_PRESETS] == \
+    assert [section.reference] + [v for v in section.alternatives if v not in validate.HISTORY_PRESETS] == \
         reproduce.VALIDATION_VARIANTS
-    assert decision_log.FINAL == reproduce.FINAL_VALIDATION
+    assert validate.FINAL == reproduce.FINAL_VALIDATION
 
-    final = tmp_path / decision_log.FINAL
+    final = tmp_path / validate.FINAL
     final.mkdir(parents=True)
-    (final / f"{decision_log.RUNS[0]}.jsonl").write_text("")
-    missing = decision_log.render_at_one_commit(tmp_path)
-    assert f"No records yet in `{decision_log.FINAL}/{decision_log.RUNS[1]}.jsonl`" in missing
-    assert f"`{decision_log.FINAL}/{decision_log.RUNS[0]}.jsonl`" not in missing  # only the files that are missing are named
+    (final / f"{validate.RUNS[0]}.jsonl").write_text("")
+    missing = validate.render_at_one_commit(tmp_path)
+    assert f"No records yet in `{validate.FINAL}/{validate.RUNS[1]}.jsonl`" in missing
+    assert f"`{validate.FINAL}/{validate.RUNS[0]}.jsonl`" not in missing  # only the files that are missing are named
     assert "reproduce.py --only validation" in missing
 
     reference, no_ema = section.reference, section.alternatives[-1]
-    for run in decision_log.RUNS:
+    for run in validate.RUNS:
         bal = {variant: [[0.85, 0.85]] for variant in section.alternatives}
         bal[reference] = [[0.85, 0.85]]
         bal[no_ema] = [[0.995, 0.96]]  # ranks 1, 1 against the reference's 2, 3
         lines = [dict(r, commit="abc1234", machine="test box") for r in decision_log_records(f"/runs/{run}", bal)]
         (final / f"{run}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    text = decision_log.render_at_one_commit(tmp_path)
+    text = validate.render_at_one_commit(tmp_path)
     assert f'<a id="{section.anchor}"></a>Reference: `{reference}`' in text
-    assert f"`{decision_log.FINAL}/{decision_log.RUNS[2]}.jsonl` (measured at commits abc1234; test box)" in text
+    assert f"`{validate.FINAL}/{validate.RUNS[2]}.jsonl` (measured at commits abc1234; test box)" in text
     assert f"| `{no_ema}` | 1.00 | 1.00 | 1.00 | 1.00 | clears the rule (-1.50) |" in text
     assert f"| `{section.alternatives[0]}` | 2.50 | 2.50 | 2.50 | 2.50 | within the rule (+0.00; it asks below -0.25) |" in text
     # files measured after the cut hold no history preset: their rows are left out, not an error
-    for run in decision_log.RUNS:
+    for run in validate.RUNS:
         bal = {variant: [[0.85, 0.85]] for variant in reproduce.VALIDATION_VARIANTS}
         lines = [dict(r, commit="abc1234", machine="test box") for r in decision_log_records(f"/runs/{run}", bal)]
         (final / f"{run}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    text = decision_log.render_at_one_commit(tmp_path)
+    text = validate.render_at_one_commit(tmp_path)
     assert "gan_preset=stable" not in text and "`gan_preset=paper_literal`" in text
 
 

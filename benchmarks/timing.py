@@ -1,0 +1,499 @@
+#!/usr/bin/env python
+"""Timing benchmarks (not tests): each measures one thing on this machine, writes its raw JSON
+(stamped with commit, machine and command) and renders the README's block from that file.
+
+    python benchmarks/timing.py readme --out docs/results/readme_timing.json     # the README's run command, part by part
+    python benchmarks/timing.py tests --out docs/results/test_command_timing.json # the README's test command
+    python benchmarks/timing.py stage2 --run RUN --out FILE.json                # stage 2's wall clock
+    python benchmarks/timing.py export-latency --run RUN --out FILE.json        # the exported graph vs the backbone
+    python benchmarks/timing.py export-report --info INFO.json LATENCY.json ...  # the README's export block
+    python benchmarks/timing.py SUBCOMMAND --help
+
+Run them on an idle machine: this host is shared, and its load moves every figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+from pathlib import Path
+from tables import markdown_table, provenance
+
+README_DOC = """Times the README's quick-start command on a fresh clone (a benchmark, not a test).
+
+Reads the command from README.md (the first ``bash`` block of "Quick start"), clones the
+repository at HEAD into a temporary folder, runs each ``&&``-joined part there and reports
+wall-clock seconds per part; for ``train.py`` also the time at which each stage finished
+(from its ``stage N: done`` lines).
+
+    python benchmarks/readme_timing.py --out docs/results/readme_timing.json --conditions idle
+    python benchmarks/readme_timing.py --render docs/results/readme_timing.json   # the README's table
+
+Run it on an otherwise idle machine: every figure is a wall-clock time. The clone's setup
+reuses pip's download cache and the tfds data already provisioned in ~/tensorflow_datasets.
+"""
+
+TESTS_DOC = """Times the README's test command on a fresh clone (a benchmark, not a test).
+
+Clones the repository at HEAD into a temporary folder and runs ``bash .ci/run`` there (CI's
+entry point, which runs the README's test command verbatim), then writes the wall-clock time,
+pytest's own time and the number of tests passed to a raw JSON file; ``--render`` prints the
+README's sentence from that file.
+
+    python benchmarks/test_command_timing.py --out docs/results/test_command_timing.json \
+        [--conditions "idle (background jobs stopped)"]
+    python benchmarks/test_command_timing.py --render docs/results/test_command_timing.json
+
+Run it on an otherwise idle machine: the suite needs about 9 min of CPU on 2 cores, so any
+other load lengthens it.
+"""
+
+STAGE2_DOC = """Stage 2's wall-clock time on a run's cached features (a benchmark, not a test).
+
+Stage 2 as ``train.py`` runs it once the classifier is trained: load the cached penultimate
+features, train BAL's GAN for the preset's epochs with checkpoint selection on synthetic OOD,
+and keep the selected D. Nothing is written into the run. The target (issue "BAL that leads"):
+under 4 minutes at the CPU preset.
+
+    python benchmarks/stage2_time.py --run runs/mnist-cpu-seed0 [--gan-preset NAME] [--set gan.FIELD=VALUE ...] \
+        [--out docs/results/stage2_time_mnist-cpu.json]
+    python benchmarks/stage2_time.py --render docs/results/stage2_time_mnist-cpu.json  # README line
+
+Run it on an otherwise idle machine: every figure is a wall-clock time.
+"""
+
+EXPORT_LATENCY_DOC = """Latency of the exported graph (backbone + head + D + score) vs the backbone alone.
+
+    python benchmarks/export_latency.py --run runs/mnist-cpu-seed0 [--rounds 30 --calls 10]
+
+Needs `python export/export_model.py --run RUN` first (or `--xla all --out DIR` for the
+XLA-compiled graph, then `--saved-model DIR/saved_model` here). Goal: BAL adds at most 5% to the
+backbone's latency. Two measurements per batch size (1 and 256):
+
+* ``ratio``: exported graph / backbone (the classifier as a tf.function). The two are timed in
+  alternating rounds, so that drifts in machine load hit both; the median of the per-round
+  ratios is reported with its interquartile range.
+* ``bal_part_ratio``: the part BAL adds (D on the features, the argmax and the score) timed on
+  its own, divided by the backbone's time. It is far less noisy than a difference of two large
+  timings.
+"""
+
+EXPORT_REPORT_DOC = """The README's export figures (parity and latency), rendered from the raw JSON the export and
+the latency benchmark wrote; ``benchmarks/reproduce.py --only export`` puts them in place.
+
+    python benchmarks/export_report.py --info docs/results/export_info_mnist-cpu-seed0.json \\
+        docs/results/export_latency_default.json [docs/results/export_latency_xla_all.json]
+"""
+
+
+# ---- readme (was benchmarks/readme_timing.py) ---------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def readme_run_command(readme: Path) -> str:
+    """The first fenced bash block after the "Quick start" heading."""
+    text = readme.read_text()
+    start = text.find("## Quick start")
+    if start < 0:
+        raise SystemExit(f"error: no '## Quick start' section in {readme}")
+    match = re.search(r"```bash\n(.*?)\n```", text[start:], re.S)
+    if not match:
+        raise SystemExit(f"error: no bash block under '## Quick start' in {readme}")
+    return match.group(1).strip()
+
+
+def run_timed(command: str, cwd: Path) -> dict:
+    """Runs one shell command, streaming its output, and notes when 'stage N: done' lines appear."""
+    start = time.perf_counter()
+    marks = {}
+    process = subprocess.Popen(command, shell=True, cwd=cwd, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True, bufsize=1)
+    tail = []
+    for line in process.stdout:
+        tail = (tail + [line])[-20:]
+        found = re.match(r"(stage \d): done", line)
+        if found:
+            marks[found.group(1)] = round(time.perf_counter() - start, 1)
+    if process.wait() != 0:
+        sys.stderr.write("".join(tail))
+        raise SystemExit(f"error: {command!r} exited with {process.returncode}")
+    return {"command": command, "seconds": round(time.perf_counter() - start, 1), "stage_done_at": marks}
+
+
+# What each part of the command prints (the README's table; the times come from the raw file).
+PRINTS = {
+    "setup": "`setup: ...` lines, `mnist: ready in ~/tensorflow_datasets`",
+    "stage 1": "the preset it chose, then Keras' progress bar per epoch with the held-out accuracy; "
+               "`stage 1: done.` with the test accuracy",
+    "stage 2": "feature-extraction progress bars (training and held-out splits, selection families), the GAN's "
+               "progress bar per epoch (losses, D's means, `selection_criterion`), `stage 2: done. selected epoch N`",
+    "evaluate": "test and OOD feature extraction, then the results table of every method (also in "
+                "`runs/mnist/eval/`: results.{md,csv,json}, scores.npz, ROC and histogram PNGs)",
+}
+
+
+def minutes(seconds: float) -> str:
+    whole = int(round(seconds))
+    return f"{whole} s" if whole < 60 else f"{whole // 60} min {whole % 60} s"
+
+
+def readme_render(path: Path) -> str:
+    """The README's sentence and table, from the raw file only."""
+    raw = json.loads(Path(path).read_text())
+    rows = []
+    for part in raw["parts"]:
+        command = part["command"]
+        if "setup.sh" in command:
+            rows.append(("`scripts/setup.sh`", PRINTS["setup"], part["seconds"]))
+        elif "train.py" in command:
+            done = part["stage_done_at"]
+            rows.append(("stage 1", PRINTS["stage 1"], done["stage 1"]))
+            rows.append(("stage 2", PRINTS["stage 2"], part["seconds"] - done["stage 1"]))
+        elif "evaluate.py" in command:
+            rows.append(("evaluate", PRINTS["evaluate"], part["seconds"]))
+        else:
+            rows.append((f"`{command}`", "", part["seconds"]))
+    conditions = raw.get("conditions", "load not recorded")
+    lines = [f"What the run command prints, and how long it takes: measured with `{raw.get('measured_by', 'python benchmarks/readme_timing.py')}` "
+             f"(clones the repository, runs this README's command part by part; raw figures in `{path}`) on "
+             f"{raw['machine']}, {conditions}, at commit `{raw['commit']}` on {raw['date_utc'][:10]}: "
+             f"**{minutes(raw['total_seconds'])} in all** (setup with pip's download cache warm and the datasets "
+             "already provisioned).", "", "| step | prints | time |", "|---|---|---|"]
+    lines += [f"| {step} | {prints} | {minutes(seconds)} |" for step, prints, seconds in rows]
+    return "\n".join(lines)
+
+
+def readme_main(argv=None):
+    parser = argparse.ArgumentParser(prog="timing.py readme", description=README_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, default=ROOT, help="repository to clone (default: this one)")
+    parser.add_argument("--keep", type=Path, default=None, help="clone here and keep it (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=None, help="also write the raw JSON here")
+    parser.add_argument("--conditions", default=None, help="the machine's load, recorded with the figures")
+    parser.add_argument("--render", type=Path, default=None, metavar="RAW_JSON",
+                        help="print the README's table from this raw file and stop (no timing)")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(readme_render(args.render))
+        return
+
+    command = readme_run_command(args.repo / "README.md")
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=args.repo, capture_output=True,
+                            text=True, check=True).stdout.strip()
+    workdir = args.keep or Path(tempfile.mkdtemp(prefix="readme-timing-"))
+    if workdir.exists() and any(workdir.iterdir()):
+        raise SystemExit(f"error: {workdir} is not empty; give an empty or new folder to --keep")
+    clone = workdir / "bal-tf"
+    subprocess.run(["git", "clone", "-q", str(args.repo.resolve()), str(clone)], check=True)
+    try:
+        parts = [run_timed(part.strip(), clone) for part in command.split("&&")]
+    finally:
+        if args.keep is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    raw = {
+        "commit": commit, "machine": f"{platform.machine()}, {os.cpu_count()} CPUs",
+        "date_utc": time.strftime("%Y-%m-%d %H:%M", time.gmtime()),
+        "measured_by": "python benchmarks/timing.py readme" + (f" --out {args.out}" if args.out else ""),
+        **({"conditions": args.conditions} if args.conditions else {}),
+        "total_seconds": round(sum(p["seconds"] for p in parts), 1), "parts": parts,
+    }
+    text = json.dumps(raw, indent=2)
+    print(text)
+    if args.out:
+        sys.path.insert(0, str(ROOT))
+        from bal_tf.io import atomic_write_text
+
+        atomic_write_text(args.out, text + "\n")
+
+
+# ---- tests (was benchmarks/test_command_timing.py) ----------------------------------------------
+
+# pytest's last line, "251 passed, 6 warnings in 263.61s (0:04:23)" (with -q, as .ci/run runs it) or
+# wrapped in "=" signs (without -q)
+SUMMARY = re.compile(r"^[= ]*(?:\d+ \w+, )*(\d+) passed[^\n]* in ([\d.]+)s", re.M)
+
+
+def pytest_summary(output: str) -> tuple[int, float]:
+    """(tests passed, pytest's seconds) from pytest's last summary line; (0, 0.0) if absent."""
+    found = SUMMARY.findall(output)
+    return (int(found[-1][0]), float(found[-1][1])) if found else (0, 0.0)
+
+
+def time_test_command(repo: Path, conditions: str, measured_by: str = "python benchmarks/timing.py tests") -> dict:
+    from tables import provenance
+
+    clone = Path(tempfile.mkdtemp(prefix="bal-tf-ci-")) / "clone"
+    try:
+        subprocess.run(["git", "clone", "--quiet", str(repo), str(clone)], check=True)
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=clone, capture_output=True,
+                                text=True, check=True).stdout.strip()
+        start = time.perf_counter()
+        process = subprocess.run(["bash", ".ci/run"], cwd=clone, capture_output=True, text=True)
+        total = time.perf_counter() - start
+    finally:
+        shutil.rmtree(clone.parent, ignore_errors=True)
+    output = process.stdout + process.stderr
+    passed, pytest_seconds = pytest_summary(output)
+    stamp = provenance()
+    return {"commit": commit, "machine": f"{stamp['machine']}, {conditions}" if conditions else stamp["machine"],
+            "command": f"git clone {repo} CLONE && cd CLONE && bash .ci/run",
+            "measured_by": measured_by,
+            "date": datetime.date.today().isoformat(), "tests_passed": passed,
+            "pytest_seconds": pytest_seconds, "total_seconds": round(total), "rc": process.returncode,
+            "pytest_tail": process.stdout[-2000:], "stderr_tail": process.stderr[-1000:]}
+
+
+def tests_render(result: dict, source: str) -> str:
+    minutes, seconds = divmod(int(result["total_seconds"]), 60)
+    p_minutes, p_seconds = divmod(int(round(result["pytest_seconds"])), 60)
+    outcome = "passed" if result["rc"] == 0 else f"FAILED (exit code {result['rc']})"
+    return (f"The test command took **{minutes} min {seconds} s** from a fresh clone (`.ci/run`, which runs it "
+            f"verbatim) on {result['machine']}, on {result['date']} at commit `{result['commit']}`: "
+            f"{result['tests_passed']} tests {outcome}, {p_minutes} min {p_seconds} s of it in pytest "
+            f"after setup (raw: `{source}`, written by `{result.get('measured_by', result['command'])}`).")
+
+
+def tests_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="timing.py tests", description=TESTS_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repo", type=Path, default=ROOT, help="repository to clone (default: this one)")
+    parser.add_argument("--out", type=Path, help="write the raw result here (JSON)")
+    parser.add_argument("--conditions", default="", help="how loaded the machine was, for the record")
+    parser.add_argument("--render", metavar="JSON", help="print the README sentence for this raw result instead")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(tests_render(json.loads(Path(args.render).read_text()), args.render))
+        return 0
+    result = time_test_command(args.repo, args.conditions, " ".join(
+        ["python", "benchmarks/timing.py", "tests", *(sys.argv[2:] if argv is None else argv)]))
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0 if result["rc"] == 0 else 1
+
+
+# ---- stage2 (was benchmarks/stage2_time.py) -----------------------------------------------------
+
+TARGET_SECONDS = 240.0
+
+
+def stage2_time(run_dir: Path, gan_preset: str | None = None, seed: int = 0, overrides=()) -> dict:
+    """Seconds to load the cached features and train + select BAL's GAN on them."""
+    import dataclasses
+
+    from bal_tf.config import GAN_PRESETS
+    from bal_tf.features import RunFeatures
+    from bal_tf.run_dir import RunDir
+    from bal_tf.train_bal import train_bal
+
+    run = RunDir(Path(run_dir))
+    config = run.load_config()
+    if gan_preset:
+        config = dataclasses.replace(config, gan=GAN_PRESETS[gan_preset]())
+    config = config.with_overrides(list(overrides))  # after the preset, as validate.py's variants
+    start = time.perf_counter()
+    features = RunFeatures(config, run, progress=False)
+    train, selection_data = features.split("train"), features.selection_data()
+    loaded = time.perf_counter()
+    result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
+    done = time.perf_counter()
+    total = done - start
+    return {"run": str(run.root), "preset": config.preset, "gan_preset": gan_preset or "the run's own",
+            "overrides": list(overrides),
+            "features": int(len(train.labels)), "feature_dim": int(train.features.shape[-1]),
+            "epochs": config.gan.epochs, "selected_epoch": result.selected_epoch,
+            "seconds_load_features": round(loaded - start, 1), "seconds_gan": round(done - loaded, 1),
+            "seconds_total": round(total, 1), "target_seconds": TARGET_SECONDS,
+            "meets_target": total < TARGET_SECONDS}
+
+
+def stage2_render(result: dict, source: str) -> str:
+    """The README's sentence, from a raw result."""
+    verdict = "meets" if result["meets_target"] else "misses"
+    changed = "".join(f", `{item}`" for item in result.get("overrides", []))
+    return (f"Stage 2 on the `{result['preset']}` preset (GAN preset {result['gan_preset']}{changed}, "
+            f"{result['features']:,} cached features of dimension {result['feature_dim']}, {result['epochs']} epochs "
+            f"with checkpoint selection): **{result['seconds_total']:.0f} s** wall clock "
+            f"({result['seconds_load_features']:.0f} s loading features, {result['seconds_gan']:.0f} s GAN), "
+            f"which {verdict} the {result['target_seconds'] / 60:.0f}-minute target. Measured by "
+            f"`{result['command']}` at commit {result['commit']} on {result['machine']} (raw: `{source}`).")
+
+
+def stage2_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="timing.py stage2", description=STAGE2_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", type=Path, help="a run whose stage 1 is done (features cached "
+                        "or extracted on the way, which is then timed too)")
+    parser.add_argument("--render", metavar="JSON", help="print the README sentence for this raw result instead")
+    parser.add_argument("--gan-preset", help="time this GAN preset instead of the run's GAN settings")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="gan.FIELD=VALUE",
+                        help="change a GAN setting after the preset, e.g. gan.discriminator_units=[512,512] "
+                        "(repeatable): the stage-2 time of a validation variant")
+    parser.add_argument("--seed", type=int, default=0, help="the GAN's seed (default: 0)")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON, stamped)")
+    args = parser.parse_args(argv)
+    if args.render:
+        print(stage2_render(json.loads(Path(args.render).read_text()), args.render))
+        return 0
+    if args.run is None:
+        parser.error("--run is required (or --render JSON)")
+    result = {**stage2_time(args.run, args.gan_preset, args.seed, args.overrides), **provenance(),
+              "command": " ".join(["python", "benchmarks/timing.py", "stage2", *(sys.argv[2:] if argv is None else argv)])}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+# ---- export-latency (was benchmarks/export_latency.py) ------------------------------------------
+
+def time_ms(fn, calls: int) -> float:
+    start = time.perf_counter()
+    for _ in range(calls):
+        fn()
+    return 1000 * (time.perf_counter() - start) / calls
+
+
+def interleaved(fns: dict, rounds: int, calls: int) -> dict:
+    """Per-round mean ms of each function, the functions taking turns within every round."""
+    for fn in fns.values():  # warm-up (tracing, allocation)
+        time_ms(fn, 3)
+    out = {name: [] for name in fns}
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            out[name].append(time_ms(fn, calls))
+    return out
+
+
+def export_latency(run: Path, rounds: int = 30, calls: int = 10, saved_model: Path | None = None) -> dict:
+    """Latency figures of ``saved_model`` (default: ``RUN/export/saved_model``) vs the backbone."""
+    import numpy as np
+    import tensorflow as tf
+
+    from bal_tf.classifier import load_classifier
+    from bal_tf.detector import BALDetector, PredictedClass, ProductScore
+
+    saved_model = saved_model or run / "export" / "saved_model"
+    served = tf.saved_model.load(str(saved_model)).signatures["serving_default"]
+    classifier = load_classifier(run / "classifier.keras")
+    detector = BALDetector.load(run / "detector.keras")
+    discriminator = detector.model.get_layer("discriminator")
+    shape = tuple(classifier.input_shape[1:])
+    backbone = tf.function(lambda x: classifier(tf.cast(x, tf.float32), training=False))
+    features_of = detector.model.get_layer("feature_model")
+    predicted_class, product = PredictedClass(), ProductScore()
+
+    @tf.function
+    def bal_part(features, logits):
+        predicted, log_p1 = predicted_class(logits)
+        return product(log_p1, discriminator([features, predicted], training=False))
+
+    results = {"machine": f"{platform.machine()} {platform.processor()}".strip(), "cpus": os.cpu_count(),
+               "run": str(run), "saved_model": str(saved_model), "tensorflow": tf.__version__}
+    for batch in (1, 256):
+        images = tf.constant(np.random.default_rng(0).integers(0, 256, (batch, *shape), dtype=np.uint8))
+        features, logits = features_of(tf.cast(images, tf.float32), training=False)
+        batch_calls = calls if batch == 1 else max(1, calls // 5)
+        ms = interleaved({"exported": lambda: served(images=images), "backbone": lambda: backbone(images),
+                          "bal_part": lambda: bal_part(features, logits)}, rounds, batch_calls)
+        ratios = np.array(ms["exported"]) / np.array(ms["backbone"])
+        results[f"batch{batch}"] = {
+            "exported_ms": round(float(np.median(ms["exported"])), 3),
+            "backbone_ms": round(float(np.median(ms["backbone"])), 3),
+            "ratio": round(float(np.median(ratios)), 3),
+            "ratio_iqr": [round(float(q), 3) for q in np.percentile(ratios, [25, 75])],
+            "bal_part_ms": round(float(np.median(ms["bal_part"])), 4),
+            "bal_part_ratio": round(float(np.median(ms["bal_part"]) / np.median(ms["backbone"])), 4),
+        }
+    return results
+
+
+def export_latency_main(argv=None):
+    parser = argparse.ArgumentParser(prog="timing.py export-latency", description=EXPORT_LATENCY_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--run", required=True, type=Path)
+    parser.add_argument("--saved-model", type=Path, help="another export of the run (default: RUN/export/saved_model)")
+    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=10, help="calls per round at batch 1 (batch 256: a fifth)")
+    parser.add_argument("--out", type=Path, help="also write the figures to this JSON file")
+    args = parser.parse_args(argv)
+    import subprocess
+
+    results = export_latency(args.run, args.rounds, args.calls, args.saved_model)
+    results["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=Path(__file__).parent,
+                                       capture_output=True, text=True).stdout.strip()
+    results["command"] = "python benchmarks/timing.py export-latency " + " ".join(argv or sys.argv[2:])
+    text = json.dumps(results, indent=2)
+    print(text)
+    if args.out:
+        args.out.write_text(text + "\n")
+
+
+# ---- export-report (was benchmarks/export_report.py) --------------------------------------------
+
+def parity_text(info: dict, source: str) -> str:
+    parity, aurocs = info["parity"], info.get("auroc_parity", {})
+    sizes = {mode: info[f"tflite_{mode}"]["bytes"] / 1e6 for mode in ("float32", "full_int8") if f"tflite_{mode}" in info}
+    where = f" (export of commit {info.get('commit', 'unstamped')}, {info.get('machine', 'machine unknown')})"
+    lines = [f"From `{source}`{where}: SavedModel vs Keras max abs difference "
+             f"{parity['saved_model_vs_keras_max_abs']:.1e}, float TFLite {parity['tflite_float32_vs_keras_max_abs']:.1e}."]
+    if aurocs:
+        lines.append(f"{aurocs['ood']} AUROC on {aurocs['images_each']:,} + {aurocs['images_each']:,} images: "
+                     f"Keras {100 * aurocs['keras']:.2f}, float32 TFLite {100 * aurocs['bal_float32']:.2f}, "
+                     f"dynamic-range {100 * aurocs['bal_dynamic_range']:.2f}, full int8 {100 * aurocs['bal_full_int8']:.2f}"
+                     + (f" ({sizes['full_int8']:.2f} MB against {sizes['float32']:.2f} MB in float)." if len(sizes) == 2 else "."))
+    return " ".join(lines)
+
+
+def latency_table(reports: dict[str, dict]) -> str:
+    rows = []
+    for name, report in reports.items():
+        cells = [name]
+        for batch in ("batch1", "batch256"):
+            r = report[batch]
+            cells.append(f"{r['ratio']:.3f} [{r['ratio_iqr'][0]:.2f}-{r['ratio_iqr'][1]:.2f}], "
+                         f"{r['exported_ms']:.2f} vs {r['backbone_ms']:.2f} ms; BAL's part {100 * r['bal_part_ratio']:.1f}%")
+        rows.append(cells)
+    stamps = "; ".join(f"`{name}`: commit {r['commit']}, {r['machine']} {r['cpus']} CPUs, `{r['command']}`"
+                       for name, r in reports.items())
+    return ("Exported graph / backbone alone, median of the alternating rounds [interquartile range]; "
+            f"measured by {stamps}.\n\n" + markdown_table(["export", "batch 1", "batch 256"], rows))
+
+
+def export_report_main(argv=None):
+    parser = argparse.ArgumentParser(prog="timing.py export-report", description=EXPORT_REPORT_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--info", type=Path, help="export_info.json of an export with --parity-ood")
+    parser.add_argument("latency", type=Path, nargs="+", help="export_latency.py outputs (default first)")
+    args = parser.parse_args(argv)
+    if args.info and args.info.is_file():
+        print(parity_text(json.loads(args.info.read_text()), str(args.info)))
+    else:
+        print("Parity: no export_info.json kept yet (`python benchmarks/reproduce.py --only export` writes "
+              "docs/results/export_info_mnist-cpu-seed0.json).")
+    print()
+    print(latency_table({path.stem.replace("export_latency_", ""): json.loads(path.read_text())
+                         for path in args.latency}))
+
+
+COMMANDS = {"readme": readme_main, "tests": tests_main, "stage2": stage2_main, "export-latency": export_latency_main, "export-report": export_report_main}
+
+
+def main(argv=None):
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(__doc__)
+        return 0 if argv[:1] in ([], ["-h"], ["--help"]) else 2
+    return COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
