@@ -95,46 +95,46 @@ def under(path: str, roots) -> bool:
 
 
 # Commits whose code differs but was shown to compute the same numbers (a refactor): each entry names
-# the code digests (``code_digest``) it joins, the test that shows it, and the jobs it does not cover
-# (those whose numbers the change can move). Written after the commit it names, since a digest is
-# known only then; benchmarks/ is outside CODE_PATHS, so writing it changes no digest.
+# the code digests (``code_digest`` over CODE_PATHS and the entry's ``paths``) it joins, the evidence,
+# and the jobs it does not cover (those whose numbers the change can move). Written after the commit
+# it names, since a digest is known only then; the file is outside CODE_PATHS, so writing it changes
+# no digest.
 EQUIVALENT_CODE = Path(__file__).resolve().parent / "equivalent_code.json"
 
 
 def same_code(commit: str, other: str, extra_paths=(), job: str | None = None) -> bool:
     """True if two clean commits agree on CODE_PATHS and ``extra_paths`` (unknown commits: False), or
-    if their CODE_PATHS are declared equivalent in ``EQUIVALENT_CODE`` for ``job`` and they agree on
-    ``extra_paths``."""
+    if an entry of ``EQUIVALENT_CODE`` that covers ``job`` joins their code (CODE_PATHS and the
+    entry's own ``paths``) and they agree on the rest of ``extra_paths``."""
     if "+dirty" in commit or "+dirty" in other or "unstamped" in (commit, other) or "?" in (commit, other):
         return False
     if commit == other:
         return True
     if _git_agrees(commit, other, tuple(extra_paths)):
         return True
-    return declared_equivalent(commit, other, job) and _git_agrees(commit, other, tuple(extra_paths), ())
-
-
-def declared_equivalent(commit: str, other: str, job: str | None = None) -> bool:
-    """``EQUIVALENT_CODE`` holds an entry with both commits' code digests that covers ``job``."""
-    if not EQUIVALENT_CODE.is_file():
-        return False
-    digests = {code_digest(commit), code_digest(other)}
-    if None in digests:
-        return False
-    for entry in json.loads(EQUIVALENT_CODE.read_text()):
-        if digests <= set(entry["code_digests"]) and job not in entry.get("except_jobs", []):
+    for entry in equivalences():
+        if job in entry.get("except_jobs", []):
+            continue
+        paths = tuple(entry.get("paths", []))
+        digests = {code_digest(commit, paths), code_digest(other, paths)}
+        if None not in digests and digests <= set(entry["code_digests"]) and \
+                _git_agrees(commit, other, tuple(p for p in extra_paths if p not in paths), ()):
             return True
     return False
 
 
+def equivalences() -> list[dict]:
+    return json.loads(EQUIVALENT_CODE.read_text()) if EQUIVALENT_CODE.is_file() else []
+
+
 @functools.lru_cache(maxsize=None)
-def code_digest(commit: str) -> str | None:
-    """sha256 of the blobs under CODE_PATHS at ``commit`` (``git ls-tree``; NOT_MEASURED left out);
-    None for a commit git does not know."""
+def code_digest(commit: str, paths: tuple = ()) -> str | None:
+    """sha256 of the blobs under CODE_PATHS and ``paths`` at ``commit`` (``git ls-tree``;
+    NOT_MEASURED left out); None for a commit git does not know."""
     import hashlib
     import subprocess
 
-    listing = subprocess.run(["git", "ls-tree", "-r", commit, "--", *CODE_PATHS],
+    listing = subprocess.run(["git", "ls-tree", "-r", commit, "--", *CODE_PATHS, *paths],
                              cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
     if listing.returncode != 0:
         return None
