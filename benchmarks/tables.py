@@ -115,7 +115,7 @@ def same_code(commit: str, other: str, extra_paths=(), job: str | None = None) -
     for entry in equivalences():
         if job in entry.get("except_jobs", []):
             continue
-        paths = tuple(entry.get("paths", []))
+        paths = tuple(p for p in entry.get("paths", []) if p in extra_paths)  # the job's own, among the entry's
         digests = {code_digest(commit, paths), code_digest(other, paths)}
         if None not in digests and digests <= set(entry["code_digests"]) and \
                 _git_agrees(commit, other, tuple(p for p in extra_paths if p not in paths), ()):
