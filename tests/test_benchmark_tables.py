@@ -1035,3 +1035,42 @@ def test_reproduce_commands_import_bal_tf_from_their_own_checkout(tmp_path, monk
     module, path = out.split("\n")[:2]
     assert module == str(fake / "bal_tf" / "__init__.py")
     assert path == f"{fake}{os.pathsep}/elsewhere"
+
+
+def test_declared_equivalent_code_joins_its_commits_for_the_jobs_it_covers_only():
+    """benchmarks/equivalent_code.json: the refactor of issue 35 changed no number that
+    tests/test_refactor_reference.py checks, so the records of 05e9f0b's code count for the jobs the
+    entry covers, and not for those it excepts (whose numbers the change can move)."""
+    import subprocess
+
+    entries = tables.equivalences()
+    assert entries, "benchmarks/equivalent_code.json holds no entry"
+    root = Path(__file__).resolve().parents[1]
+    for entry in entries:
+        if subprocess.run(["git", "cat-file", "-e", entry["to"]], cwd=root).returncode != 0:
+            pytest.skip("a shallow clone: the entry's commits are not here")
+        assert (root / entry["evidence"].split(":")[0]).is_file()  # the test that shows it
+        for commit in (entry["from"], entry["to"]):
+            assert tables.code_digest(commit) in entry["code_digests"]
+        assert not tables._git_agrees(entry["from"], entry["to"], ())  # the code does differ
+        assert tables.same_code(entry["from"], entry["to"], (), "protocols")
+        assert tables.same_code(entry["from"], entry["to"], ["benchmarks/validate.py"], "validation")
+        for job in entry["except_jobs"]:
+            assert not tables.same_code(entry["from"], entry["to"], (), job)
+        # a job's path outside the entry still has to agree: .ci changed between the two commits
+        assert not tables.same_code(entry["from"], entry["to"], ["tests"], "protocols")
+
+
+def test_reproduce_status_says_which_jobs_a_change_stales_before_it_is_made():
+    import reproduce
+
+    jobs = reproduce.jobs("R")
+    gan = reproduce.change_report(jobs, ["bal_tf/gan.py"], "a change to")
+    assert f"would stale {len(jobs)} of {len(jobs)} jobs" in gan[0]  # every job measures bal_tf
+    assert "classifiers and feature caches are reused" in gan[1]
+    backbone = reproduce.change_report(jobs, ["bal_tf/backbones/resnet.py"], "a change to")
+    assert "the classifiers are trained again" in backbone[1]
+    validate_only = reproduce.change_report(jobs, ["benchmarks/validate.py"], "a change to")
+    assert "would stale 1 of" in validate_only[0] and ": validation" in validate_only[0]
+    assert reproduce.change_report(jobs, ["docs/DESIGN.md"], "a change to") == [
+        "reproduce: a change to (docs/DESIGN.md) stale no job"]
