@@ -28,10 +28,7 @@ def toy_figures(out: Path, seed: int) -> list[Path]:
     logits_of = lambda x: np.asarray(classifier(x), np.float32)  # noqa: E731
     msp = lambda x: np.exp(baselines.log_max_softmax(logits_of(x)))  # noqa: E731
     bal = lambda x: np.exp(scoring.log_score(result.discriminator, x, logits_of(x)))  # noqa: E731
-    batch = tf.constant(points[:128])
-    trivial, _ = result.gan.sample_trivial(batch)
-    _, z_adv, hard_labels = result.gan.sample_hard(512)
-    hard = result.gan.generator([z_adv, hard_labels], training=False)
+    samples = negative_samples(result.gan, tf.constant(points[:256]), tf.constant(labels[:256], tf.int32))
     far = toy.far_uniform_points(500, seed + 3000)
     title = f"(AUROC vs far points: max-softmax {result.auroc_max_softmax:.3f}, BAL {result.auroc_bal:.3f})"
     return [
@@ -40,8 +37,31 @@ def toy_figures(out: Path, seed: int) -> list[Path]:
         plots.confidence_map(bal, points, out / "toy_bal.png", f"Fig. 1c: BAL p1 * p2\n{title}", ood_features=far),
         plots.confidence_map(bal, points, out / "toy_bal_samples.png",
                              f"Fig. 5: BAL p1 * p2 with its OOD samples (epoch {result.selected_epoch})",
-                             extra_points={"trivial (REM)": np.asarray(trivial), "hard G(z', c) (RSM)": np.asarray(hard)}),
+                             extra_points=samples),
     ]
+
+
+NEGATIVE_LABELS = {"trivial": "trivial (REM)", "hard": "hard G(z', c) (RSM)", "shell": "radial shells (ours)",
+                   "knn_boundary": "k-NN boundary, kept (ours)"}
+
+
+def negative_samples(gan, features, labels) -> dict[str, np.ndarray]:
+    """One draw of each negative source the GAN trains D against, for a batch of real features
+    (the shuffled pairs are real features with wrong labels: nothing new to draw); a masked
+    source shows its kept candidates only."""
+    from bal_tf import negatives
+
+    out = {}
+    for name in gan.sources:
+        if name == "shuffled":
+            continue
+        if name == "hard":
+            drawn = negatives.hard(gan, *negatives.generated_latents(gan, int(features.shape[0])))
+        else:
+            drawn = getattr(negatives, name)(gan, features, labels)
+        points = np.asarray(drawn.features)
+        out[NEGATIVE_LABELS[name]] = points if drawn.mask is None else points[np.asarray(drawn.mask) > 0]
+    return out
 
 
 def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:

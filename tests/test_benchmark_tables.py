@@ -1074,3 +1074,20 @@ def test_reproduce_status_says_which_jobs_a_change_stales_before_it_is_made():
     assert "would stale 1 of" in validate_only[0] and ": validation" in validate_only[0]
     assert reproduce.change_report(jobs, ["docs/DESIGN.md"], "a change to") == [
         "reproduce: a change to (docs/DESIGN.md) stale no job"]
+
+
+def test_figure_5_draws_every_negative_source_of_the_default_but_the_shuffled_pairs():
+    import figures
+    import tensorflow as tf
+
+    from bal_tf.config import GANConfig
+    from bal_tf.gan import make_gan
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 600)
+    points = (np.array([[-3.0, 0.0], [3.0, 0.0]])[labels] + rng.normal(size=(600, 2))).astype(np.float32)
+    gan = make_gan(GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], boundary_k=3,
+                             boundary_scale=[2.0, 3.0]), 2, points, labels)
+    samples = figures.negative_samples(gan, tf.constant(points[:256]), tf.constant(labels[:256], tf.int32))
+    assert list(samples) == [figures.NEGATIVE_LABELS[name] for name in ("trivial", "hard", "shell", "knn_boundary")]
+    assert all(s.ndim == 2 and s.shape[1] == 2 and len(s) for s in samples.values())
