@@ -7,6 +7,7 @@
     python benchmarks/timing.py stage2 --run RUN --out FILE.json                # stage 2's wall clock
     python benchmarks/timing.py export-latency --run RUN --out FILE.json        # the exported graph vs the backbone
     python benchmarks/timing.py export-report --info INFO.json LATENCY.json ...  # the README's export block
+    python benchmarks/timing.py step-profile --synthetic --out FILE.json        # where a stage-2 step's time goes
     python benchmarks/timing.py SUBCOMMAND --help
 
 Run them on an idle machine: this host is shared, and its load moves every figure.
@@ -484,7 +485,102 @@ def export_report_main(argv=None):
                          for path in args.latency}))
 
 
-COMMANDS = {"readme": readme_main, "tests": tests_main, "stage2": stage2_main, "export-latency": export_latency_main, "export-report": export_report_main}
+# ---- step-profile ------------------------------------------------------------------------------
+
+STEP_PROFILE_DOC = """Where one stage-2 step's time goes: the median wall time of BAL's train_step (Algorithm 1:
+the D step with every negative source, the FGSM step, the G step) for the default and for
+variants that each remove or change one part, on a run's cached training features or on
+synthetic ones of the CPU preset's size (54,000 x 128, 10 classes). It trains nothing that is
+kept; the numbers say what a faster step has to remove.
+
+    python benchmarks/timing.py step-profile --synthetic --out FILE.json
+    python benchmarks/timing.py step-profile --run RUN --steps 200
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/timing.py step-profile --synthetic   # the AVX2 kernels
+"""
+
+# variant -> (gan.FIELD=VALUE overrides, compile options)
+STEP_VARIANTS = {
+    "default": ([], {}),
+    "no k-NN boundary negatives": (["gan.boundary_weight=0.0"], {}),
+    "no shells": (["gan.shell_sampling=none"], {}),
+    "the paper's negatives only": (["gan.boundary_weight=0.0", "gan.shell_sampling=none",
+                                    "gan.discriminator_input=raw"], {}),
+    "default, 8 steps per execution": ([], {"steps_per_execution": 8}),
+    "default, XLA (jit_compile)": ([], {"jit_compile": True}),
+}
+
+
+def synthetic_features(count: int = 54000, dim: int = 128, classes: int = 10, seed: int = 0):
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, classes, count).astype(np.int32)
+    centers = rng.normal(0.0, 2.0, (classes, dim))
+    return np.maximum(centers[labels] + rng.normal(size=(count, dim)), 0.0).astype(np.float32), labels
+
+
+def step_time(features, labels, classes: int, overrides: list[str], compile_options: dict, steps: int) -> dict:
+    """Median and interquartile range of one train_step's wall time (ms), after a warm-up quarter."""
+    import keras
+    import numpy as np
+
+    from bal_tf.config import RunConfig
+    from bal_tf.gan import feature_batches, make_gan
+
+    config = RunConfig().with_overrides(overrides).gan
+    gan = make_gan(config, classes, features, labels, seed=0)
+    per_call = int(compile_options.get("steps_per_execution", 1))
+    if compile_options:
+        gan.compile(d_optimizer=gan.d_optimizer, g_optimizer=gan.g_optimizer, **compile_options)
+    stamps = []
+    clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda batch, logs: stamps.append(time.perf_counter()))
+    calls = max(steps // per_call, 8)
+    gan.fit(feature_batches(features, labels, config.batch_size, seed=0, epochs=1 + calls * per_call * config.batch_size
+                            // len(features)), epochs=1, steps_per_epoch=calls * per_call, verbose=0, callbacks=[clock])
+    # with steps_per_execution the callback may run once per call: a gap then spans several steps
+    steps_per_stamp = calls * per_call / len(stamps)
+    gaps = np.diff(stamps[len(stamps) // 4:]) * 1000.0 / steps_per_stamp
+    return {"ms_median": round(float(np.median(gaps)), 2),
+            "ms_iqr": [round(float(q), 2) for q in np.percentile(gaps, [25, 75])], "steps_timed": int(len(gaps))}
+
+
+def step_profile_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="timing.py step-profile", description=STEP_PROFILE_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="a run with cached training features (RUN/features/train.npz)")
+    source.add_argument("--synthetic", action="store_true", help="synthetic features of the CPU preset's size")
+    parser.add_argument("--steps", type=int, default=160, help="steps timed per variant (default 160)")
+    parser.add_argument("--variant", action="append", choices=sorted(STEP_VARIANTS),
+                        help="only these variants (repeatable; default: all)")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON, stamped)")
+    args = parser.parse_args(argv)
+    import numpy as np
+
+    if args.synthetic:
+        features, labels = synthetic_features()
+        classes, where = 10, "synthetic 54,000 x 128, 10 classes"
+    else:
+        cached = args.run / "features" / "train.npz"
+        if not cached.is_file():
+            parser.error(f"{cached} is missing: run stage 2 first (train.py), or use --synthetic")
+        with np.load(cached) as data:
+            features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int32)
+        classes, where = int(labels.max()) + 1, f"{cached} ({len(features):,} x {features.shape[1]})"
+    result = {"features": where, "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), "variants": {}}
+    for name in args.variant or list(STEP_VARIANTS):
+        overrides, options = STEP_VARIANTS[name]
+        result["variants"][name] = {"overrides": overrides, "compile": options,
+                                    **step_time(features, labels, classes, overrides, options, args.steps)}
+        print(f"{name:34s} {result['variants'][name]['ms_median']:8.2f} ms per step", flush=True)
+    result.update(provenance(), command=" ".join(["python", "benchmarks/timing.py", "step-profile",
+                                                  *(sys.argv[2:] if argv is None else argv)]))
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+COMMANDS = {"readme": readme_main, "tests": tests_main, "stage2": stage2_main, "export-latency": export_latency_main, "export-report": export_report_main, "step-profile": step_profile_main}
 
 
 def main(argv=None):

@@ -1091,3 +1091,18 @@ def test_figure_5_draws_every_negative_source_of_the_default_but_the_shuffled_pa
     samples = figures.negative_samples(gan, tf.constant(points[:256]), tf.constant(labels[:256], tf.int32))
     assert list(samples) == [figures.NEGATIVE_LABELS[name] for name in ("trivial", "hard", "shell", "knn_boundary")]
     assert all(s.ndim == 2 and s.shape[1] == 2 and len(s) for s in samples.values())
+
+
+def test_step_profile_times_the_train_step_of_each_variant():
+    import timing
+
+    features, labels = timing.synthetic_features(count=512, dim=8, classes=3)
+    small = ["gan.discriminator_units=[16]", "gan.generator_units=[16]", "gan.latent_dim=4"]
+    grouped = timing.step_time(features, labels, 3, small, {"steps_per_execution": 2}, steps=16)
+    assert grouped["ms_median"] > 0 and grouped["ms_iqr"][0] <= grouped["ms_median"] <= grouped["ms_iqr"][1]
+    assert grouped["steps_timed"] >= 4
+    # every variant is a valid config of today's GANConfig
+    from bal_tf.config import RunConfig
+
+    for overrides, _ in timing.STEP_VARIANTS.values():
+        RunConfig().with_overrides(overrides)
