@@ -8,6 +8,7 @@
     python benchmarks/timing.py export-latency --run RUN --out FILE.json        # the exported graph vs the backbone
     python benchmarks/timing.py export-report --info INFO.json LATENCY.json ...  # the README's export block
     python benchmarks/timing.py step-profile --synthetic --out FILE.json        # where a stage-2 step's time goes
+    python benchmarks/timing.py stage1-step --preset mnist-cpu --out FILE.json  # stage 1's step time per batch size
     python benchmarks/timing.py SUBCOMMAND --help
 
 Run them on an idle machine: this host is shared, and its load moves every figure.
@@ -580,7 +581,67 @@ def step_profile_main(argv=None) -> int:
     return 0
 
 
-COMMANDS = {"readme": readme_main, "tests": tests_main, "stage2": stage2_main, "export-latency": export_latency_main, "export-report": export_report_main, "step-profile": step_profile_main}
+# ---- stage1-step ------------------------------------------------------------------------------
+
+STAGE1_STEP_DOC = """Stage 1's step time: the median wall time of one classifier training step (Adam, cross-entropy,
+Keras fit) of a preset's backbone on random images of its ID shape, per batch size and with or
+without XLA. It trains nothing that is kept; images per second decide the preset's schedule.
+
+    python benchmarks/timing.py stage1-step --preset mnist-cpu --batch 128 --batch 256 --out FILE.json
+    ONEDNN_MAX_CPU_ISA=AVX2 python benchmarks/timing.py stage1-step --preset mnist-cpu   # the AVX2 kernels
+"""
+
+
+def stage1_step_time(preset: str, batch: int, jit: bool, steps: int = 40) -> dict:
+    import keras
+    import numpy as np
+
+    from bal_tf.backbones import build_classifier
+    from bal_tf.config import get_preset
+    from bal_tf.data import dataset_spec
+
+    config = get_preset(preset)
+    shape = dataset_spec(config.data.id_dataset).image_shape
+    keras.utils.set_random_seed(0)
+    model = build_classifier(config.backbone, shape, 10)
+    model.compile(keras.optimizers.Adam(config.classifier.learning_rate),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True), jit_compile=jit)
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (batch * steps, *shape)).astype(np.float32)
+    labels = rng.integers(0, 10, batch * steps)
+    stamps = []
+    clock = keras.callbacks.LambdaCallback(on_train_batch_end=lambda step, logs: stamps.append(time.perf_counter()))
+    model.fit(images, labels, batch_size=batch, epochs=1, verbose=0, callbacks=[clock])
+    gaps = np.diff(stamps[len(stamps) // 4:]) * 1000.0
+    return {"batch": batch, "jit_compile": jit, "ms_per_step": round(float(np.median(gaps)), 1),
+            "ms_per_image": round(float(np.median(gaps)) / batch, 3), "steps_timed": int(len(gaps))}
+
+
+def stage1_step_main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="timing.py stage1-step", description=STAGE1_STEP_DOC,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--preset", default="mnist-cpu", help="the preset whose backbone is timed (default mnist-cpu)")
+    parser.add_argument("--batch", type=int, action="append", help="batch sizes (repeatable; default 128 and 256)")
+    parser.add_argument("--xla", action="store_true", help="also time each batch size with jit_compile")
+    parser.add_argument("--steps", type=int, default=40, help="steps per measurement (default 40)")
+    parser.add_argument("--out", type=Path, help="also write the result here (JSON, stamped)")
+    args = parser.parse_args(argv)
+    rows = []
+    for batch in args.batch or [128, 256]:
+        for jit in ([False, True] if args.xla else [False]):
+            rows.append(stage1_step_time(args.preset, batch, jit, args.steps))
+            print(f"batch {batch:4d}{' XLA' if jit else '    '} {rows[-1]['ms_per_step']:8.1f} ms per step, "
+                  f"{rows[-1]['ms_per_image']:.3f} ms per image", flush=True)
+    result = {"preset": args.preset, "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), "rows": rows,
+              **provenance(), "command": " ".join(["python", "benchmarks/timing.py", "stage1-step",
+                                                    *(sys.argv[2:] if argv is None else argv)])}
+    if args.out:
+        args.out.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+COMMANDS = {"readme": readme_main, "tests": tests_main, "stage2": stage2_main, "export-latency": export_latency_main, "export-report": export_report_main, "step-profile": step_profile_main,
+            "stage1-step": stage1_step_main}
 
 
 def main(argv=None):

@@ -1106,3 +1106,11 @@ def test_step_profile_times_the_train_step_of_each_variant():
 
     for overrides, _ in timing.STEP_VARIANTS.values():
         RunConfig().with_overrides(overrides)
+
+
+def test_stage1_step_times_a_presets_backbone_on_its_image_shape():
+    import timing
+
+    row = timing.stage1_step_time("mnist-cnn-cpu", batch=8, jit=False, steps=12)
+    assert row["ms_per_step"] > 0 and row["ms_per_image"] == pytest.approx(row["ms_per_step"] / 8, abs=0.01)
+    assert row["steps_timed"] >= 4
