@@ -145,15 +145,11 @@ def bal_main(argv=None):
                         help="a protocol run evaluated by evaluate.py (repeatable: the seeds of one cell)")
     parser.add_argument("--ood", help="the OOD set as evaluate.py names it (fashion_mnist, held_out_classes, ...)")
     parser.add_argument("--cell", help="the cell's label in the table (default: the first run's name and --ood)")
-    add_report_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render_reports(args.render, bal_markdown))
+    args = parse_diagnostic(parser, argv, bal_markdown, "give --run (one or more) and --ood (or --render FILE.json)")
+    if args is None:
         return
-    if not (args.run and args.ood):
-        parser.error("give --run (one or more) and --ood (or --render FILE.json)")
     runs = [load_run(run, args.ood) for run in args.run]
-    report = {**provenance(), "command": " ".join(["python", "benchmarks/diagnose.py", "bal", *sys.argv[1:]]),
+    report = {**provenance(), "command": diagnostic_command("bal", argv),
               "cell": args.cell or f"{args.run[0].name} vs {args.ood}", "ood": args.ood, "runs": runs}
     emit_report(report, bal_markdown(report), args.out, args.markdown)
 
@@ -216,7 +212,7 @@ def gcpl_geometry(run_dir: Path, ood: str) -> dict:
     ood_features = features(load_ood_set(ood, config.data).map(lambda image, *_: image))
     report = prototype_geometry(id_features, ood_features, model.prototypes.numpy(),
                                 config.baselines.gcpl_gamma, labels)
-    return {**provenance(), "command": " ".join(["python", "benchmarks/diagnose.py", "gcpl", *sys.argv[1:]]),
+    return {**provenance(),
             "run": str(run.root), "id": config.data.id_dataset, "ood": ood,
             "gamma": config.baselines.gcpl_gamma, "prototype_weight": config.baselines.gcpl_prototype_weight,
             **report}
@@ -248,18 +244,34 @@ def gcpl_main(argv=None):
     parser = argparse.ArgumentParser(prog="diagnose.py gcpl", description=GCPL_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a protocol run evaluated with --trained-baselines")
     parser.add_argument("--ood", help="the OOD set, e.g. mnist (what evaluate.py --ood takes)")
-    add_report_arguments(parser)
-    args = parser.parse_args(argv)
-    if args.render:
-        print(render_reports(args.render, gcpl_markdown))
+    args = parse_diagnostic(parser, argv, gcpl_markdown, "give --run and --ood (or --render FILE.json)")
+    if args is None:
         return
-    if not (args.run and args.ood):
-        parser.error("give --run and --ood (or --render FILE.json)")
     from bal_tf.console import quiet_tensorflow
 
     quiet_tensorflow()
-    report = gcpl_geometry(args.run, args.ood)
+    report = {**gcpl_geometry(args.run, args.ood), "command": diagnostic_command("gcpl", argv)}
     emit_report(report, gcpl_markdown(report), args.out, args.markdown)
+
+
+def parse_diagnostic(parser, argv, markdown, needs: str):
+    """A diagnostic's arguments, its output flags added (``tables.add_report_arguments``); with
+    ``--render`` it prints the tables of the raw reports named and returns None. Without, ``--run``
+    and ``--ood`` are required (``needs`` says so)."""
+    add_report_arguments(parser)
+    args = parser.parse_args(argv)
+    if args.render:
+        print(render_reports(args.render, markdown))
+        return None
+    if not (args.run and args.ood):
+        parser.error(needs)
+    return args
+
+
+def diagnostic_command(sub: str, argv) -> str:
+    """The command a report is stamped with (its subcommand's own arguments: ``argv`` in process,
+    else the command line's after the subcommand)."""
+    return " ".join(["python", "benchmarks/diagnose.py", sub, *(sys.argv[2:] if argv is None else argv)])
 
 
 def main(argv=None):

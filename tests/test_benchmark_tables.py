@@ -1114,3 +1114,18 @@ def test_stage1_step_times_a_presets_backbone_on_its_image_shape():
     row = timing.stage1_step_time("mnist-cnn-cpu", batch=8, jit=False, steps=12)
     assert row["ms_per_step"] > 0 and row["ms_per_image"] == pytest.approx(row["ms_per_step"] / 8, abs=0.01)
     assert row["steps_timed"] >= 4
+
+
+def test_diagnostics_stamp_their_subcommand_once_and_render_or_demand_a_run(monkeypatch, capsys):
+    import diagnose
+
+    assert diagnose.diagnostic_command("bal", ["--run", "R", "--ood", "mnist"]) == \
+        "python benchmarks/diagnose.py bal --run R --ood mnist"
+    monkeypatch.setattr(sys, "argv", ["benchmarks/diagnose.py", "gcpl", "--run", "R"])  # from the command line
+    assert diagnose.diagnostic_command("gcpl", None) == "python benchmarks/diagnose.py gcpl --run R"
+    committed = Path(__file__).resolve().parents[1] / "docs" / "results" / "gcpl_geometry_mnist-cpu-seed0.json"
+    assert diagnose.main(["gcpl", "--render", str(committed)]) is None
+    assert "GCPL accuracy" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        diagnose.main(["bal", "--ood", "mnist"])  # no --run
+    assert "give --run (one or more) and --ood" in capsys.readouterr().err
