@@ -103,8 +103,13 @@ def eval_pipeline(dataset: tf.data.Dataset, batch_size: int = 512) -> tf.data.Da
 
 def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
     lr = config.classifier.learning_rate
+    steps = steps_per_epoch * config.classifier.epochs
     if config.classifier.lr_schedule == "cosine":  # else "constant" (checked by the config)
-        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps_per_epoch * config.classifier.epochs)
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=steps)
+    elif config.classifier.lr_schedule == "one_cycle":
+        warmup = max(int(round(steps * config.classifier.warmup_fraction)), 1)
+        lr = keras.optimizers.schedules.CosineDecay(lr / 25.0, decay_steps=max(steps - warmup, 1),
+                                                    warmup_target=lr, warmup_steps=warmup)
     return keras.optimizers.Adam(lr)
 
 

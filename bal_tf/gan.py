@@ -136,10 +136,16 @@ class BoundaryAwareGAN(keras.Model):
         """L_d of Eq. 11 for one batch; returns the loss and its parts for the trackers."""
         cfg = self.gan_config
         sources, (z, g_labels) = self.sample_negatives(features, labels)
-        D = lambda f, c: self.discriminator([f, c], training=training)  # noqa: E731
-        real_logits = D(features, labels)
-        generated_logits = D(self.generator([z, g_labels], training=False), g_labels)
-        scored = [(source, D(source.features, source.labels)) for source in sources]
+        # One D pass over every pair of the step (real, generated, each source's negatives), split
+        # after: D is a per-pair MLP (no batch statistics), so each pair's logit is what its own
+        # pass would give, at one dispatch of D's layers (and of their gradients) instead of 7.
+        pair_features = [features, self.generator([z, g_labels], training=False)] + [s.features for s in sources]
+        pair_labels = [labels, g_labels] + [ops.cast(s.labels, "int32") for s in sources]
+        logits = self.discriminator([ops.concatenate(pair_features, axis=0), ops.concatenate(pair_labels, axis=0)],
+                                    training=training)
+        real_logits, generated_logits, *source_logits = tf.split(
+            logits, tf.stack([tf.shape(f)[0] for f in pair_features]), num=len(pair_features), axis=0)
+        scored = list(zip(sources, source_logits))
         parts = {"d_real": ops.mean(ops.sigmoid(real_logits)), "d_generated": ops.mean(ops.sigmoid(generated_logits))}
         for source, logits in scored:
             parts[f"d_{source.name}"] = (ops.mean(ops.sigmoid(logits)) if source.mask is None else
@@ -231,8 +237,23 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),
+        steps_per_execution=steps_per_execution(config, len(train_features)),
     )
     return gan
+
+
+def steps_per_execution(config: GANConfig, count: int) -> int:
+    """Steps per call of the compiled train step for ``count`` training features: the epoch's
+    steps when ``config.steps_per_execution`` is None, else that value, which must divide them
+    (a call that crossed an epoch's end would move the epoch boundary, and resume with it)."""
+    steps = steps_per_epoch(count, config.batch_size)
+    if config.steps_per_execution is None:
+        return steps
+    if steps % config.steps_per_execution:
+        raise ConfigError(f"gan.steps_per_execution={config.steps_per_execution} does not divide the epoch's "
+                          f"{steps} steps ({count} features in batches of {config.batch_size}). Use a divisor "
+                          f"of {steps} or None (one call per epoch).")
+    return config.steps_per_execution
 
 
 def feature_batches(features: np.ndarray, labels: np.ndarray, batch_size: int, seed: int,

@@ -75,11 +75,15 @@ def nearest_same_class_l1(generated, generated_labels, real, real_labels):
     generated feature whose class is absent from them contributes nothing. For M_c over the
     training set see ``nearest_in_memory_bank_l1``.
     """
-    distances = ops.sum(ops.abs(generated[:, None, :] - real[None, :, :]), axis=-1)  # [G, R]
     same_class = ops.equal(ops.cast(generated_labels, "int32")[:, None],
                            ops.cast(real_labels, "int32")[None, :])
+    # The nearest same-class feature is found without gradient; the min's gradient flows to it
+    # alone, so differentiating ||G(z, c) - f_nearest||_1 gives the same gradient without the
+    # backward pass through the [G, R, m] differences.
+    distances = ops.stop_gradient(ops.sum(ops.abs(generated[:, None, :] - real[None, :, :]), axis=-1))  # [G, R]
     large = ops.max(distances) + 1.0
-    nearest = ops.min(ops.where(same_class, distances, large), axis=1)
+    nearest_index = ops.argmin(ops.where(same_class, distances, large), axis=1)
+    nearest = ops.sum(ops.abs(generated - ops.take(ops.stop_gradient(real), nearest_index, axis=0)), axis=-1)
     has_match = ops.cast(ops.any(same_class, axis=1), nearest.dtype)
     return ops.sum(nearest * has_match) / ops.maximum(ops.sum(has_match), 1.0)
 

@@ -201,7 +201,7 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
     labels = ops.cast(labels, "int32")
     count = ops.shape(labels)[0]
     points = ops.convert_to_tensor(bank.points)
-    classes, size, dim = bank.reference.shape
+    dim = bank.reference.shape[2]
     index = keras.random.randint((count,), 0, points.shape[1], seed=seed, dtype="int32")
     start = ops.take(ops.reshape(points, (-1, dim)), labels * points.shape[1] + index, axis=0)
     norms = ops.maximum(ops.norm(start, axis=1, keepdims=True), 1e-12)
@@ -213,11 +213,25 @@ def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
     candidates = (start / norms + scale * levels * direction) * norms
     candidates = ops.maximum(candidates, ops.convert_to_tensor(bank.floor))
     unit = candidates / ops.maximum(ops.norm(candidates, axis=1, keepdims=True), 1e-12)
-    reference = ops.reshape(ops.convert_to_tensor(bank.reference), (classes * size, dim))   # [K R, m]
-    squared = ops.maximum(2.0 - 2.0 * ops.matmul(unit, ops.transpose(reference)), 0.0)  # [N, K R]: one matmul
-    own_class = ops.one_hot(labels, classes, dtype=squared.dtype)[:, :, None]
-    squared = ops.sum(ops.reshape(squared, (-1, classes, size)) * own_class, axis=1)     # [N, R]: class c's
-    nearest = -ops.top_k(-squared, bank.k)[0]                                            # k smallest, ascending
-    kth = ops.sqrt(nearest[:, -1:])
+    kth = ops.sqrt(kth_squared_distance(unit, labels, bank.reference, bank.k))[:, None]
     mask = ops.cast(kth > levels, candidates.dtype)[:, 0]
     return candidates, labels, mask
+
+
+def kth_squared_distance(unit, labels, reference, k: int):
+    """Squared distance of each unit vector ``unit[i]`` to its k-th nearest neighbour among its
+    own class's unit reference vectors ``reference[labels[i]]`` (``[K, R, m]``).
+
+    The candidates are split by class, so each meets only its own class's R references: K
+    products of ``[N_c, m] x [m, R]``, a K-th of the arithmetic of one product against all K R
+    references (the k-NN source was a third of a stage-2 step that way).
+    """
+    classes = int(reference.shape[0])
+    reference = tf.convert_to_tensor(reference)
+    positions = tf.dynamic_partition(tf.range(tf.shape(labels)[0]), labels, classes)
+    per_class = tf.dynamic_partition(unit, labels, classes)
+    kth = []
+    for c, members in enumerate(per_class):
+        squared = tf.maximum(2.0 - 2.0 * tf.matmul(members, reference[c], transpose_b=True), 0.0)  # unit vectors
+        kth.append(-tf.math.top_k(-squared, k)[0][:, -1])  # the k smallest, the k-th last
+    return tf.dynamic_stitch(positions, kth)

@@ -1097,8 +1097,9 @@ def test_step_profile_times_the_train_step_of_each_variant():
     import timing
 
     features, labels = timing.synthetic_features(count=512, dim=8, classes=3)
-    small = ["gan.discriminator_units=[16]", "gan.generator_units=[16]", "gan.latent_dim=4"]
-    grouped = timing.step_time(features, labels, 3, small, {"steps_per_execution": 2}, steps=16)
+    small = ["gan.discriminator_units=[16]", "gan.generator_units=[16]", "gan.latent_dim=4",
+             "gan.steps_per_execution=2"]
+    grouped = timing.step_time(features, labels, 3, small, {}, steps=16)
     assert grouped["ms_median"] > 0 and grouped["ms_iqr"][0] <= grouped["ms_median"] <= grouped["ms_iqr"][1]
     assert grouped["steps_timed"] >= 4
     # every variant is a valid config of today's GANConfig

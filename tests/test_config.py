@@ -122,7 +122,7 @@ def test_cli_gan_preset_is_applied():
     ("gan.trivial_sampling=gauss", "gan.trivial_sampling", "['uniform', 'gaussian', 'gaussian_tail']"),
     ("gan.shell_sampling=gaussian_tail", "gan.shell_sampling", "['none', 'radial']"),
     ("gan.generator_output=tanh", "gan.generator_output", "['auto', 'relu', 'linear']"),
-    ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'constant']"),
+    ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'one_cycle', 'constant']"),
     ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet', 'cnn']"),
     ('gan.synthetic_families=["noise_blob"]', "gan.synthetic_families", "['pixel_permutation'"),
 ])
