@@ -57,6 +57,7 @@ def main(argv=None) -> int:
         print(evaluation.to_markdown(results))
         print(f"written to {out}/ (results.md, results.csv, results.json, scores.npz"
               + ("" if args.no_plots else ", *.png") + ")")
+        print("time per part: " + ", ".join(f"{part} {s:.0f} s" for part, s in results["seconds"].items()))
 
     return run_cli(evaluate, verbose=args.verbose)
 

@@ -14,6 +14,7 @@ examples per step, and the run matches a single-worker run with batch 128.
 
 from __future__ import annotations
 
+import functools
 import os
 
 import keras
@@ -34,8 +35,15 @@ def make_strategy(name: str = "default") -> tf.distribute.Strategy:
             raise ConfigError("--strategy multiworker needs TF_CONFIG describing the cluster, e.g. "
                               '{"cluster": {"worker": ["host1:12345", "host2:12345"]}, '
                               '"task": {"type": "worker", "index": 0}}. Received: no TF_CONFIG.')
-        return tf.distribute.MultiWorkerMirroredStrategy()
+        return _multiworker_strategy()
     raise ConfigError(f"Unknown strategy {name!r}. Known: {list(STRATEGIES)}")
+
+
+@functools.cache
+def _multiworker_strategy() -> tf.distribute.MultiWorkerMirroredStrategy:
+    # TensorFlow configures its collective ops once per process (a second strategy there fails
+    # with "Collective ops must be configured at program startup"): one process, one strategy.
+    return tf.distribute.MultiWorkerMirroredStrategy()
 
 
 def is_multiworker(strategy: tf.distribute.Strategy) -> bool:

@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from pathlib import Path
 
 import keras
+
 import numpy as np
 import tensorflow as tf
 
@@ -137,13 +139,30 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
                 for name in ood_names}
     for make in load_ood.values():
         make()  # fail at once on a missing OOD set, before minutes of scoring
+    seconds = {}  # where evaluate's time goes, in the results (issue 36's profile)
+    clock = time.perf_counter()
+
+    def lap(part):
+        nonlocal clock
+        now = time.perf_counter()
+        seconds[part] = round(seconds.get(part, 0.0) + now - clock, 2)
+        clock = now
+
     features = RunFeatures(config, run, progress=progress)
     features_of = features.feature_model
-    scorer = MethodScorer(run, features.split("train"), features.classifier, seed=config.seed)
+    train = features.split("train")
+    lap("features: training split")
+    scorer = MethodScorer(run, train, features.classifier, seed=config.seed)
+    lap("fitting the feature-based methods")
     test = features.split("test")
+    lap("features: test and OOD sets")
     scores = {"id": scorer.scores(test)}
+    lap("scoring the feature-based methods")
     for name, make in load_ood.items():
-        scores[name] = scorer.scores(features.ood(name, make))
+        ood_features = features.ood(name, make)
+        lap("features: test and OOD sets")
+        scores[name] = scorer.scores(ood_features)
+        lap("scoring the feature-based methods")
 
     odin_parameters = None
     if odin:
@@ -157,6 +176,7 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images, *odin_parameters)
         for name, make in load_ood.items():
             scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)
+        lap("ODIN (input gradients)")
 
     if trained_baselines:
         from bal_tf import trained_baselines as trained
@@ -167,6 +187,7 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         for name, images in image_sets.items():
             scores[name]["gcpl"] = trained.gcpl_scores(models["gcpl"], images)
             scores[name]["aec"] = -trained.reconstruction_errors(models["aec"], images)
+        lap("trained baselines (GCPL, AEC)")
 
     if len(ood_names) > 1:
         mixture = "+".join(ood_names)
@@ -181,12 +202,13 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
             except InputError as exc:
                 raise InputError(f"Method {method!r}, ID test vs {ood_name}: {exc}") from exc
             rows.append({"method": method, "ood": ood_name, **values})
+    lap("metrics")
     from bal_tf.provenance import stamp
 
     return {"run": str(run.root), "id": config.data.id_dataset, **stamp(),
             "classification_accuracy": float(np.mean(test.predictions == test.labels)),
             "convention": metrics_lib.CONVENTION, "bal_missing": not scorer.has_bal,
-            "odin_parameters": odin_parameters, "rows": rows, "scores": scores}
+            "odin_parameters": odin_parameters, "seconds": seconds, "rows": rows, "scores": scores}
 
 
 COLUMNS = ["method", "ood", "auroc", "fpr95", "detection_error", "aupr_in", "aupr_out", "fpr95_ood_positive"]

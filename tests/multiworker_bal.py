@@ -1,8 +1,10 @@
 """One process of the multi-worker test (tests/test_distribute.py): trains BAL's GAN on a small
 seeded feature set, under MultiWorkerMirroredStrategy when TF_CONFIG is set, else on one worker,
-and writes the final weights and per-epoch losses to OUT.npz.
+and writes the final weights and per-epoch losses to OUT.npz; then, given train.py's arguments
+after ``--``, runs train.py's pipeline in the same process and cluster (one start-up of
+TensorFlow and of the cluster for both checks).
 
-    python tests/multiworker_bal.py OUT.npz
+    python tests/multiworker_bal.py OUT.npz [-- TRAIN_PY_ARGUMENTS ...]
 """
 
 import dataclasses
@@ -52,3 +54,7 @@ def main(out: str) -> None:
 
 if __name__ == "__main__":
     main(sys.argv[1])
+    if "--" in sys.argv:
+        from bal_tf.pipeline import main as train_main
+
+        sys.exit(train_main(sys.argv[sys.argv.index("--") + 1:]))

@@ -76,3 +76,28 @@ def test_densenet_depth_is_configurable_and_checked():
     assert convs(shallow) == 1 + 3 * 2 * 2 + 2 and convs(full) == 1 + 3 * 16 * 2 + 2  # stem, blocks, transitions
     with pytest.raises(ConfigError, match="densenet_depth must be 6n \\+ 4"):
         get_preset("cifar10-densenet-cpu").with_overrides(["backbone.densenet_depth=17"])
+
+
+def test_batchnorm_momentum_reaches_every_bn_layer_and_its_saved_file(tmp_path):
+    """The moving statistics' momentum (0.9 in the short CPU presets, Keras' 0.99 in the paper's)
+    is what inference uses; it must survive saving, or a reloaded classifier would drift."""
+    from bal_tf.config import get_preset
+
+    model = build_classifier(BackboneConfig("resnet18", 0.25, batchnorm_momentum=0.9), (28, 28, 1), 10)
+    momenta = {layer.momentum for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization)}
+    assert momenta == {0.9}
+    model.save(tmp_path / "m.keras")
+    reloaded = keras.models.load_model(tmp_path / "m.keras")
+    assert {layer.momentum for layer in reloaded.layers if isinstance(layer, keras.layers.BatchNormalization)} == {0.9}
+    # one training step moves the moving mean by (1 - momentum) of the way to the batch mean
+    bn = next(layer for layer in model.layers if isinstance(layer, keras.layers.BatchNormalization))
+    probe = keras.Model(model.inputs, bn.input)
+    images = np.random.default_rng(0).uniform(0, 255, (16, 28, 28, 1)).astype("float32")
+    batch_mean = np.asarray(probe(images)).mean(axis=(0, 1, 2))
+    before = bn.moving_mean.numpy().copy()
+    model(images, training=True)
+    np.testing.assert_allclose(bn.moving_mean.numpy(), 0.9 * before + 0.1 * batch_mean, rtol=1e-4, atol=1e-5)
+    assert get_preset("mnist-cpu").backbone.batchnorm_momentum == 0.9
+    assert get_preset("mnist").backbone.batchnorm_momentum == 0.99  # the GPU presets: untouched
+    with pytest.raises(ConfigError, match="batchnorm_momentum must be in"):
+        BackboneConfig(batchnorm_momentum=1.0)

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from bal_tf import losses, negatives, rem
 from bal_tf.config import GANConfig
+from bal_tf.errors import ConfigError
 from bal_tf.discriminator import build_discriminator
 from bal_tf.gan import feature_batches, make_gan
 from bal_tf.generator import build_generator, fgsm_latent, sample_epsilon
@@ -449,6 +450,39 @@ def test_gan_training_resumes_from_its_checkpoint_to_identical_weights(tmp_path)
         for model in ("discriminator", "last_discriminator"):
             for a, b in zip(getattr(other, model).get_weights(), getattr(reference, model).get_weights()):
                 np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("per_call", [1, 2])
+def test_steps_per_execution_changes_speed_not_the_run(per_call):
+    """One compiled call per epoch (the default) trains the same steps in the same order as one
+    call per step: the same weights at the end."""
+    from bal_tf.features import FeatureSet
+    from bal_tf.train_bal import train_bal
+
+    features, labels = tiny_features(n=256)
+    train = FeatureSet(features, np.eye(3, dtype=np.float32)[labels] * 5, labels)
+    config = GANConfig(epochs=2, batch_size=64, latent_dim=4, generator_units=[8], discriminator_units=[8],
+                       selection="last")
+    ends = [train_bal(dataclasses.replace(config, steps_per_execution=spe), train, verbose=0, seed=3)
+            for spe in (None, per_call)]
+    for a, b in zip(ends[0].discriminator.get_weights(), ends[1].discriminator.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+    with pytest.raises(ConfigError, match="does not divide the epoch's 4 steps"):
+        make_gan(dataclasses.replace(config, steps_per_execution=3), 3, features, labels, seed=0)
+    with pytest.raises(ConfigError, match="steps_per_execution must be >= 1"):
+        GANConfig(steps_per_execution=0)
+
+
+def test_kth_distance_meets_only_the_own_classs_references():
+    rng = np.random.default_rng(1)
+    reference = rng.normal(size=(4, 30, 5)).astype(np.float32)
+    reference /= np.linalg.norm(reference, axis=2, keepdims=True)
+    unit = rng.normal(size=(50, 5)).astype(np.float32)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    labels = rng.choice([0, 1, 3], 50).astype(np.int32)  # class 2 absent from the batch
+    kth = np.asarray(rem.kth_squared_distance(unit, labels, reference, 3))
+    expected = [np.sort(np.sum((reference[c] - u) ** 2, axis=1))[2] for u, c in zip(unit, labels)]
+    np.testing.assert_allclose(kth, expected, atol=1e-5)
 
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_one_before(tmp_path):

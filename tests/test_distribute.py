@@ -49,9 +49,16 @@ def start_workers(command, count=2):
     return outputs
 
 
-def test_two_workers_train_bal_to_identical_weights_and_the_single_worker_loss_curve(tmp_path):
+def test_two_workers_train_bal_alike_and_then_run_train_py_end_to_end(provisioned_data_dir, tmp_path):
+    """Two worker processes on localhost: BAL's GAN in the strategy loop ends with identical
+    weights on both and the single worker's loss curve; then, in the same processes and cluster,
+    train.py runs both stages, the chief writing every file and the other worker none."""
+    run_dir = tmp_path / "run"
+    train_args = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "classifier.epochs=1",
+                               "gan.epochs=2", PLAIN_CNN)[2:] + ["--strategy", "multiworker"]
     script = str(ROOT / "tests" / "multiworker_bal.py")
-    start_workers(lambda index: [sys.executable, script, str(tmp_path / f"worker{index}.npz")])
+    chief_out, worker_out = start_workers(
+        lambda index: [sys.executable, script, str(tmp_path / f"worker{index}.npz"), "--", *train_args])
     from tests.multiworker_bal import main as train_alone
 
     assert "TF_CONFIG" not in os.environ
@@ -68,13 +75,6 @@ def test_two_workers_train_bal_to_identical_weights_and_the_single_worker_loss_c
         np.testing.assert_allclose(chief[f"history/{loss}"], alone[f"history/{loss}"], rtol=LOSS_CURVE_RTOL,
                                    err_msg=loss)
 
-
-def test_train_py_with_two_workers_runs_both_stages(provisioned_data_dir, tmp_path):
-    run_dir = tmp_path / "run"
-    command = train_command(run_dir, provisioned_data_dir, "classifier.max_train_examples=256", "classifier.epochs=1",
-                            "gan.epochs=2", PLAIN_CNN)
-    command += ["--strategy", "multiworker"]
-    chief_out, worker_out = start_workers(lambda index: command)
     assert "2 replicas (multiworker)" in chief_out
     assert "detector saved to" in chief_out and "the chief writes the results" in worker_out
     for name in ("config.json", "classifier.keras", "detector.keras", "bal/history.json", "features/train.npz"):

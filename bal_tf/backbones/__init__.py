@@ -58,7 +58,11 @@ def build_classifier(
     else:
         features = layers.Identity(name=FEATURE_LAYER)(pooled)
     logits = layers.Dense(num_classes, name=LOGITS_LAYER)(features)
-    return keras.Model(inputs, logits, name=f"{config.arch}_classifier")
+    model = keras.Model(inputs, logits, name=f"{config.arch}_classifier")
+    for layer in model.layers:  # read at each training call, and saved with the layer's config
+        if isinstance(layer, layers.BatchNormalization):
+            layer.momentum = config.batchnorm_momentum
+    return model
 
 
 def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
