@@ -180,22 +180,28 @@ class CosineHead(keras.layers.Layer):
 # ------------------------------------------------------------------------------- ODIN ----
 
 
+def odin_perturbation(forward, x, temperature: float, epsilon: float):
+    """ODIN's input step: ``forward(x)`` (outputs whose last is the logits) and
+    x' = x - eps * sign(-d log S_c(x; T) / dx), with ``epsilon`` in the [0, 1] image scale of
+    the ODIN paper (our models take [0, 255], so the step is ``255 * epsilon`` pixel units)."""
+    with tf.GradientTape() as tape:
+        tape.watch(x)
+        outputs = forward(x)
+        logits = outputs[-1] / temperature
+        loss = -tf.reduce_sum(tf.reduce_max(tf.nn.log_softmax(logits, axis=-1), axis=-1))
+    return outputs, x - 255.0 * epsilon * tf.sign(tape.gradient(loss, x))
+
+
 def odin_scores(classifier_logits_model: keras.Model, images: tf.data.Dataset, temperature: float,
                 epsilon: float, batch_size: int = 256) -> np.ndarray:
-    """ODIN: x' = x - eps * sign(-d log S_c(x; T) / dx), score = max softmax(logits(x') / T).
-
-    ``epsilon`` is in the [0, 1] image scale of the ODIN paper; our models take [0, 255], so the
-    step is ``255 * epsilon`` pixel units.
-    """
+    """ODIN: x' = x - eps * sign(-d log S_c(x; T) / dx), score = max softmax(logits(x') / T)
+    (``odin_perturbation``). evaluate.py takes these scores from the feature-extraction pass
+    when a set's features are not cached yet (``bal_tf.features.extract_features``)."""
 
     @tf.function(reduce_retracing=True)
     def step(x):
-        x = tf.cast(x, tf.float32)
-        with tf.GradientTape() as tape:
-            tape.watch(x)
-            logits = classifier_logits_model(x, training=False) / temperature
-            loss = -tf.reduce_sum(tf.reduce_max(tf.nn.log_softmax(logits, axis=-1), axis=-1))
-        perturbed = x - 255.0 * epsilon * tf.sign(tape.gradient(loss, x))
+        _, perturbed = odin_perturbation(lambda t: (classifier_logits_model(t, training=False),),
+                                         tf.cast(x, tf.float32), temperature, epsilon)
         return classifier_logits_model(perturbed, training=False) / temperature
 
     out = [log_max_softmax(step(batch).numpy()) for batch in images.batch(batch_size)]

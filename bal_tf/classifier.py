@@ -102,6 +102,12 @@ def eval_pipeline(dataset: tf.data.Dataset, batch_size: int = 512) -> tf.data.Da
 
 
 def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers.Optimizer:
+    return keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch))
+
+
+def learning_rate_schedule(config: RunConfig, steps_per_epoch: int):
+    """Adam's rate for stage 1: a float (``constant``) or a schedule of the step (``cosine``,
+    ``one_cycle``; see ``ClassifierTrainConfig.lr_schedule``)."""
     lr = config.classifier.learning_rate
     steps = steps_per_epoch * config.classifier.epochs
     if config.classifier.lr_schedule == "cosine":  # else "constant" (checked by the config)
@@ -110,7 +116,7 @@ def build_optimizer(config: RunConfig, steps_per_epoch: int) -> keras.optimizers
         warmup = max(int(round(steps * config.classifier.warmup_fraction)), 1)
         lr = keras.optimizers.schedules.CosineDecay(lr / 25.0, decay_steps=max(steps - warmup, 1),
                                                     warmup_target=lr, warmup_steps=warmup)
-    return keras.optimizers.Adam(lr)
+    return lr
 
 
 def train_classifier(config: RunConfig, run: RunDir, id_data: IdData | None = None,

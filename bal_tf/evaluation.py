@@ -154,29 +154,34 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
     lap("features: training split")
     scorer = MethodScorer(run, train, features.classifier, seed=config.seed)
     lap("fitting the feature-based methods")
-    test = features.split("test")
-    lap("features: test and OOD sets")
-    scores = {"id": scorer.scores(test)}
-    lap("scoring the feature-based methods")
-    for name, make in load_ood.items():
-        ood_features = features.ood(name, make)
-        lap("features: test and OOD sets")
-        scores[name] = scorer.scores(ood_features)
-        lap("scoring the feature-based methods")
 
     odin_parameters = None
+    logits_model = keras.Model(features_of.inputs, features_of.outputs[1])
     if odin:
-        logits_model = keras.Model(features_of.inputs, features_of.outputs[1])
         if config.data.id_dataset in ("mnist", "fashion_mnist"):
             odin_parameters = ODIN_MNIST_FAMILY
         else:
             odin_parameters = choose_odin_parameters(
                 logits_model, features.holdout_images(selection.SYNTHETIC_IMAGES_PER_FAMILY), config.seed)
-        test_images = features.id_data.test.map(lambda x, y: x)
-        scores["id"]["odin"] = baselines.odin_scores(logits_model, test_images, *odin_parameters)
-        for name, make in load_ood.items():
-            scores[name]["odin"] = baselines.odin_scores(logits_model, make().map(lambda x, y: x), *odin_parameters)
         lap("ODIN (input gradients)")
+    # ODIN's scores come from the feature-extraction pass of a set not cached yet (one forward
+    # pass for both); for a cached set, ODIN runs on its images here.
+    image_sets = {"id": (lambda: features.id_data.test, lambda odin_: features.split("test", odin_))}
+    image_sets.update({name: (make, lambda odin_, name=name, make=make: features.ood(name, make, odin_))
+                       for name, make in load_ood.items()})
+    scores = {}
+    for name, (make_images, features_with) in image_sets.items():
+        feature_set, odin_scores = features_with(odin_parameters) if odin else (features_with(None), None)
+        lap("features: test and OOD sets" + (" (with ODIN)" if odin else ""))
+        if name == "id":
+            test = feature_set
+        scores[name] = scorer.scores(feature_set)
+        lap("scoring the feature-based methods")
+        if odin:
+            scores[name]["odin"] = (odin_scores if odin_scores is not None else
+                                    baselines.odin_scores(logits_model, make_images().map(lambda x, y: x),
+                                                          *odin_parameters))
+            lap("ODIN (input gradients)")
 
     if trained_baselines:
         from bal_tf import trained_baselines as trained

@@ -66,35 +66,57 @@ class FeatureSet:
 _FORWARD_FUNCTIONS = weakref.WeakKeyDictionary()
 
 
-def _forward_function(feature_model: keras.Model):
-    """One traced ``images -> (features, logits)`` per model, reused by every extraction (a new
-    tf.function per call would retrace each time, and TensorFlow warns about it)."""
-    if feature_model not in _FORWARD_FUNCTIONS:
-        @tf.function(reduce_retracing=True)
-        def forward(images):
-            return feature_model(tf.cast(images, tf.float32), training=False)
+def _forward_function(feature_model: keras.Model, odin: tuple[float, float] | None = None):
+    """One traced ``images -> (features, logits)`` per model (and ODIN setting), reused by every
+    extraction (a new tf.function per call would retrace each time, and TensorFlow warns about it).
+    With ``odin = (T, eps)`` it also returns ODIN's logits / T, from the same forward pass."""
+    functions = _FORWARD_FUNCTIONS.setdefault(feature_model, {})
+    if odin not in functions:
+        if odin is None:
+            @tf.function(reduce_retracing=True)
+            def forward(images):
+                return feature_model(tf.cast(images, tf.float32), training=False)
+        else:
+            from bal_tf.baselines import odin_perturbation
 
-        _FORWARD_FUNCTIONS[feature_model] = forward
-    return _FORWARD_FUNCTIONS[feature_model]
+            temperature, epsilon = odin
+
+            @tf.function(reduce_retracing=True)
+            def forward(images):
+                clean, perturbed = odin_perturbation(lambda x: feature_model(x, training=False),
+                                                     tf.cast(images, tf.float32), temperature, epsilon)
+                return (*clean, feature_model(perturbed, training=False)[1] / temperature)
+
+        functions[odin] = forward
+    return functions[odin]
 
 
 def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch_size: int = 512,
-                     progress: bool = False, description: str = "features") -> FeatureSet:
-    """Runs ``image -> (features, logits)`` over an unbatched ``(image, label)`` dataset."""
+                     progress: bool = False, description: str = "features",
+                     odin: tuple[float, float] | None = None):
+    """Runs ``image -> (features, logits)`` over an unbatched ``(image, label)`` dataset.
+
+    With ``odin = (temperature, epsilon)`` returns ``(FeatureSet, ODIN scores)``: ODIN's input
+    gradient needs the same forward pass that gives the features, so one pass serves both (a
+    quarter of ODIN's and the extraction's arithmetic together)."""
     from tqdm.auto import tqdm
 
-    forward = _forward_function(feature_model)
+    from bal_tf.baselines import log_max_softmax
 
-    features, logits, labels = [], [], []
+    forward = _forward_function(feature_model, odin)
+    batch_size = batch_size if odin is None else min(batch_size, 256)  # the gradient's memory
+    features, logits, labels, odin_scores = [], [], [], []
     total = int(dataset.cardinality())
     batches = dataset.batch(batch_size).prefetch(tf.data.AUTOTUNE)
-    with tqdm(total=total if total > 0 else None, desc=description, unit="img",
+    with tqdm(total=total if total > 0 else None, desc=description + (" + ODIN" if odin else ""), unit="img",
               disable=not progress, leave=False) as bar:
         for images, batch_labels in batches:
-            f, l = forward(images)
+            f, l, *odin_logits = forward(images)
             features.append(f.numpy())
             logits.append(l.numpy())
             labels.append(batch_labels.numpy())
+            if odin_logits:
+                odin_scores.append(log_max_softmax(odin_logits[0].numpy()))
             bar.update(len(batch_labels))
     if not features:
         raise InputError("Cannot extract features from an empty dataset: expected at least one image.")
@@ -105,7 +127,7 @@ def extract_features(feature_model: keras.Model, dataset: tf.data.Dataset, batch
     )
     if not np.isfinite(out.features).all() or not np.isfinite(out.logits).all():
         raise InputError("The classifier produced NaN or Inf features/logits; check its weights and inputs.")
-    return out
+    return out if odin is None else (out, np.concatenate(odin_scores))
 
 
 def file_sha256(path: str | Path) -> str:
@@ -132,18 +154,24 @@ class FeatureCache:
             atomic_write_text(meta, json.dumps({"classifier_sha256": self.classifier_sha256}) + "\n")
             self.valid = True
 
-    def get(self, split: str, make_dataset, feature_model: keras.Model, progress: bool = False) -> FeatureSet:
-        """Returns the cached features of ``split``, extracting them on the first call."""
+    def get(self, split: str, make_dataset, feature_model: keras.Model, progress: bool = False,
+            odin: tuple[float, float] | None = None):
+        """Returns the cached features of ``split``, extracting them on the first call.
+
+        With ``odin = (T, eps)`` returns ``(FeatureSet, ODIN scores or None)``: the scores come
+        from the extraction pass when there is one, ``None`` when the features were cached (the
+        caller then runs ODIN on the images)."""
         path = self.root / f"{split}.npz"
         if self.valid and path.is_file():
             try:
-                return FeatureSet.load(path)
+                cached = FeatureSet.load(path)
+                return cached if odin is None else (cached, None)
             except InputError as exc:  # derived data: extract again rather than stop
                 warnings.warn(f"{exc} Extracting the features again.")
-        features = extract_features(feature_model, make_dataset(), progress=progress, description=split)
+        extracted = extract_features(feature_model, make_dataset(), progress=progress, description=split, odin=odin)
         if self.writable:
-            features.save(path)
-        return features
+            (extracted if odin is None else extracted[0]).save(path)
+        return extracted
 
 
 def ood_cache_name(name: str) -> str:
@@ -184,15 +212,16 @@ class RunFeatures:
             self._id_data = load_id_data(self.config)
         return self._id_data
 
-    def split(self, name: str) -> FeatureSet:
-        """Features of the ID split ``train``, ``holdout`` or ``test``."""
+    def split(self, name: str, odin: tuple[float, float] | None = None):
+        """Features of the ID split ``train``, ``holdout`` or ``test`` (with ``odin``, also its
+        ODIN scores when extracted now: ``FeatureCache.get``)."""
         if name not in ("train", "holdout", "test"):
             raise InputError(f"ID splits are train, holdout and test. Received: {name!r}")
-        return self.cache.get(name, lambda: getattr(self.id_data, name), self.feature_model, self.progress)
+        return self.cache.get(name, lambda: getattr(self.id_data, name), self.feature_model, self.progress, odin)
 
-    def ood(self, name: str, make_dataset) -> FeatureSet:
+    def ood(self, name: str, make_dataset, odin: tuple[float, float] | None = None):
         """Features of an OOD set; ``make_dataset()`` gives its unbatched ``(image, label)`` data."""
-        return self.cache.get(ood_cache_name(name), make_dataset, self.feature_model, self.progress)
+        return self.cache.get(ood_cache_name(name), make_dataset, self.feature_model, self.progress, odin)
 
     def holdout_images(self, limit: int | None = None) -> np.ndarray | None:
         """The first ``limit`` held-out ID images (uint8), ``None`` when there is no held-out part."""

@@ -542,8 +542,12 @@ STEP_VARIANTS = {
     "no shells": (["gan.shell_sampling=none"], {}),
     "the paper's negatives only": (["gan.boundary_weight=0.0", "gan.shell_sampling=none",
                                     "gan.discriminator_input=raw"], {}),
-    "default, XLA (jit_compile)": ([], {"jit_compile": True}),
+    "no EMA of D": (["gan.d_ema_decay=0.0"], {}),
+    "batch 256 (a step of 256 features)": (["gan.batch_size=256"], {}),
 }
+# XLA (jit_compile) is not a variant: the k-NN source splits its batch by class (dynamic
+# shapes, which XLA does not compile), and before that split XLA made the step slower on these
+# CPUs (37.7 against 19.7 ms at ca8dbc2: docs/results/step_profile_before_ca8dbc2_avx2.json).
 
 
 def synthetic_features(count: int = 54000, dim: int = 128, classes: int = 10, seed: int = 0):

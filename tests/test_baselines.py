@@ -74,3 +74,25 @@ def test_mahalanobis_ignores_a_class_without_training_features():
     detector = baselines.Mahalanobis.fit(features, labels, num_classes=3)
     scores = detector.score(np.array([[0.0] * 4, [6.0] * 4, [30.0] * 4]))
     assert np.isfinite(scores).all() and scores[0] > scores[2] and scores[1] > scores[2]
+
+
+def test_odin_from_the_feature_extraction_pass_equals_odin_on_the_images():
+    """evaluate.py takes ODIN's scores from the pass that extracts a set's features; they must be
+    the scores ``odin_scores`` gives on the same images, and the features those of a plain pass."""
+    from bal_tf.backbones import build_classifier, feature_model
+    from bal_tf.config import BackboneConfig
+    from bal_tf.features import extract_features
+
+    keras.utils.set_random_seed(0)
+    features_of = feature_model(build_classifier(BackboneConfig("cnn", 0.25), (28, 28, 1), 10))
+    images = np.random.default_rng(0).integers(0, 256, (300, 28, 28, 1)).astype(np.uint8)
+    data = tf.data.Dataset.from_tensor_slices((images, np.full(300, -1)))
+    plain = extract_features(features_of, data)
+    with_odin, odin = extract_features(features_of, data, odin=(10.0, 0.005))
+    np.testing.assert_allclose(with_odin.features, plain.features, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(with_odin.logits, plain.logits, rtol=1e-5, atol=1e-5)
+    logits_model = keras.Model(features_of.inputs, features_of.outputs[1])
+    expected = baselines.odin_scores(logits_model, tf.data.Dataset.from_tensor_slices(images), 10.0, 0.005)
+    np.testing.assert_allclose(odin, expected, rtol=1e-5, atol=1e-6)
+    unperturbed = baselines.log_max_softmax(plain.logits / 10.0)
+    assert np.abs(odin - unperturbed).max() > 1e-4  # the input step did move the scores

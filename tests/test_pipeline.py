@@ -12,15 +12,7 @@ from bal_tf.backbones import feature_model
 from bal_tf.detector import BALDetector
 from bal_tf.evaluation import load_discriminator
 from bal_tf.data import load_dataset, to_numpy
-from tests.tiny import ROOT, TINY, tiny_settings
-
-def export_main(argv):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("export_model", ROOT / "export" / "export_model.py")
-    export_model = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(export_model)
-    return export_model.main(argv)
+from tests.tiny import TINY, export_main, tiny_settings
 
 
 @pytest.fixture(scope="module")

@@ -152,3 +152,21 @@ def test_cifar10_densenet_without_data_stops_at_once(tmp_path):
     assert "Dataset 'cifar10'" in result.stdout and "not prepared" in result.stdout
     assert "Epoch 1" not in result.stdout
     assert time.time() - start < 90
+
+
+def test_the_cpu_presets_one_cycle_schedule_warms_up_then_decays_to_zero():
+    config = get_preset("mnist-cpu")
+    assert (config.classifier.lr_schedule, config.classifier.learning_rate, config.classifier.epochs) == ("one_cycle", 3e-3, 2)
+    steps_per_epoch = 100
+    schedule = classifier_lib.learning_rate_schedule(config, steps_per_epoch)
+    rate = lambda step: float(schedule(step))  # noqa: E731
+    warmup = round(0.15 * 2 * steps_per_epoch)  # 30 steps
+    assert rate(0) == pytest.approx(3e-3 / 25)
+    assert rate(warmup) == pytest.approx(3e-3)
+    assert rate(warmup // 2) == pytest.approx((3e-3 / 25 + 3e-3) / 2, rel=1e-3)  # linear warm-up
+    assert rate(2 * steps_per_epoch) == pytest.approx(0.0, abs=1e-9)
+    rates = [rate(step) for step in range(warmup, 2 * steps_per_epoch + 1, 10)]
+    assert all(a >= b for a, b in zip(rates, rates[1:]))  # then a monotone decay
+    assert isinstance(classifier_lib.build_optimizer(config, steps_per_epoch), keras.optimizers.Adam)
+    with pytest.raises(ConfigError, match="warmup_fraction must be in"):
+        get_preset("mnist-cpu").with_overrides(["classifier.warmup_fraction=1.0"])
