@@ -186,12 +186,13 @@ def readme_render(*paths: Path) -> str:
         conditions = raw.get("conditions", "load not recorded")
         measured.append(f"**{minutes(raw['total_seconds'])} in all** on {raw['machine']}, {conditions}, at commit "
                         f"`{raw['commit']}` on {raw['date_utc'][:10]} (raw: `{path}`)")
-    command = raws[0].get("measured_by", "python benchmarks/timing.py readme")
+    command = raws[-1].get("measured_by", "python benchmarks/timing.py readme")
     lines = [f"What the run command prints, and how long it takes: measured with `{command}` (clones the "
              "repository, runs this README's command part by part; setup with pip's download cache warm and the "
              "datasets already provisioned): " + "; ".join(measured) + ".", ""]
     per_file = [readme_rows(raw) for raw in raws]
-    headers = ["step", "prints"] + [f"time ({raw['machine']})" if len(raws) > 1 else "time" for raw in raws]
+    headers = ["step", "prints"] + [f"time at `{raw['commit']}` ({raw['machine']})" if len(raws) > 1 else "time"
+                                    for raw in raws]
     lines += ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     for index, (step, prints, _) in enumerate(per_file[0]):
         times = [minutes(rows[index][2]) if index < len(rows) else "-" for rows in per_file]
@@ -294,7 +295,8 @@ def tests_main(argv=None) -> int:
     parser.add_argument("--repo", type=Path, default=ROOT, help="repository to clone (default: this one)")
     parser.add_argument("--out", type=Path, help="write the raw result here (JSON)")
     parser.add_argument("--conditions", default="", help="how loaded the machine was, for the record")
-    parser.add_argument("--render", metavar="JSON", help="print the README sentence for this raw result instead")
+    parser.add_argument("--render", metavar="JSON", nargs="+",
+                        help="print the README sentence of each of these raw results instead (one per CPU kind)")
     args = parser.parse_args(argv)
     if args.render:
         print(tests_render(json.loads(Path(args.render).read_text()), args.render))
@@ -361,8 +363,12 @@ def stage2_render(result: dict, source: str) -> str:
             f"{result['features']:,} cached features of dimension {result['feature_dim']}, {result['epochs']} epochs "
             f"with checkpoint selection): **{result['seconds_total']:.0f} s** wall clock "
             f"({result['seconds_load_features']:.0f} s loading features, {result['seconds_gan']:.0f} s GAN), "
-            f"which {verdict} the {result['target_seconds'] / 60:.0f}-minute target of "
-            f"{result.get('kernels', 'these')} kernels. Measured by "
+            + (f"which {verdict} the {result['target_seconds'] / 60:.0f}-minute target of {result['kernels']} kernels"
+               if "kernels" in result else
+               f"before issue 36 (against its day's {result['target_seconds'] / 60:.0f}-minute target; today's "
+               f"targets: {TARGET_SECONDS['AVX-512'] / 60:.0f} min with AVX-512 kernels, "
+               f"{TARGET_SECONDS['AVX2'] / 60:.0f} min with AVX2 ones)")
+            + ". Measured by "
             f"`{result['command']}` at commit {result['commit']} on {result['machine']} (raw: `{source}`).")
 
 
@@ -370,7 +376,8 @@ def stage2_main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="timing.py stage2", description=STAGE2_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--run", type=Path, help="a run whose stage 1 is done (features cached "
                         "or extracted on the way, which is then timed too)")
-    parser.add_argument("--render", metavar="JSON", help="print the README sentence for this raw result instead")
+    parser.add_argument("--render", metavar="JSON", nargs="+",
+                        help="print the README sentence of each of these raw results instead (one per CPU kind)")
     parser.add_argument("--gan-preset", help="time this GAN preset instead of the run's GAN settings")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="gan.FIELD=VALUE",
                         help="change a GAN setting after the preset, e.g. gan.discriminator_units=[512,512] "
@@ -379,7 +386,7 @@ def stage2_main(argv=None) -> int:
     parser.add_argument("--out", type=Path, help="also write the result here (JSON, stamped)")
     args = parser.parse_args(argv)
     if args.render:
-        print(stage2_render(json.loads(Path(args.render).read_text()), args.render))
+        print("\n\n".join(stage2_render(json.loads(Path(path).read_text()), path) for path in args.render))
         return 0
     if args.run is None:
         parser.error("--run is required (or --render JSON)")

@@ -410,7 +410,7 @@ def test_readme_timing_table_is_rendered_from_its_raw_file_and_matches_the_readm
     other = tmp_path / "raw_avx2.json"
     other.write_text(json.dumps(slower))
     text = timing.readme_render(path, other)
-    assert "| time (x86_64, 2 CPUs) | time (x86_64, 2 CPUs (AVX2, no AVX-512), no GPU) |" in text
+    assert "| time at `abc1234` (x86_64, 2 CPUs) | time at `abc1234` (x86_64, 2 CPUs (AVX2, no AVX-512), no GPU) |" in text
     assert "| 6 min 14 s | 12 min 29 s |" in text and "**23 min 27 s in all**" in text
     # the README's block is that rendering of the committed raw files (as reproduce.py renders it)
     monkeypatch.chdir(Path(__file__).resolve().parents[1])
