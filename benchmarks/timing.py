@@ -299,7 +299,7 @@ def tests_main(argv=None) -> int:
                         help="print the README sentence of each of these raw results instead (one per CPU kind)")
     args = parser.parse_args(argv)
     if args.render:
-        print(tests_render(json.loads(Path(args.render).read_text()), args.render))
+        print("\n\n".join(tests_render(json.loads(Path(path).read_text()), path) for path in args.render))
         return 0
     result = time_test_command(args.repo, args.conditions, " ".join(
         ["python", "benchmarks/timing.py", "tests", *(sys.argv[2:] if argv is None else argv)]))
