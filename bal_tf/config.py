@@ -28,6 +28,8 @@ L1Reference = typing.Literal["batch", "memory_bank"]
 ShellSampling = typing.Literal["none", "radial"]
 DiscriminatorInput = typing.Literal["raw", "whitened"]
 Selection = typing.Literal["synthetic", "last"]
+P2Target = typing.Literal["ratio", "density", "blend"]
+P2Calibration = typing.Literal["none", "held_out_id"]
 SyntheticFamily = typing.Literal["pixel_permutation", "patch_shuffle", "noise_blobs", "uniform_features",
                                  "perturbed_features", "hard_features"]
 
@@ -184,6 +186,19 @@ class GANConfig(_ChoicesChecked):
             (``negatives.knn_boundary``); 0 = the paper.
         boundary_scale: ``[low, high]``: the noise's length, in units of the class's ID k-NN level.
         boundary_k: the k of those k-NN distances.
+        ladder_scales / ladder_weight: the ladder references of D's density-ratio target
+            (``bal_tf.density_ratio``): class-conditional Gaussians N(mu_c, s^2 Sigma) (Sigma the
+            class-tied covariance) for s drawn from ``ladder_scales``, labelled c, in L_u with this
+            weight (0 = off). Against them D's logit estimates log p(f|c) - log q(f|c).
+        floor_weight / floor_shrink: references inward of the data, floor + t (f - floor) for the
+            batch's features, t uniform in ``floor_shrink``, labelled with their class (0 = off).
+        p2_target: what D's output p2 ranks like (Eq. 2 keeps p1 * p2): ``ratio`` (D's logit, the
+            paper), ``density`` (D's logit + log q of the ladder: an estimate of log p(f | c)), or
+            ``blend`` (logit + beta log q, beta in ``density_ratio.BLEND_GRID`` chosen per run,
+            jointly with the checkpoint, on checkpoint selection's synthetic families).
+        p2_calibration: ``none`` (p2 = sigmoid of that value) or ``held_out_id`` (the value
+            minus its median over held-out ID features, over their robust standard deviation,
+            before the sigmoid: p2 then neither saturates nor drowns p1).
         discriminator_input: ``raw`` features (the paper) or ``whitened`` (ours, the default: a
             fixed linear layer Sigma^(-1/2) (f - mu) with Sigma the class-tied covariance that
             Mahalanobis uses, so every class is about a unit sphere); the layer is part of D, so it
@@ -233,6 +248,12 @@ class GANConfig(_ChoicesChecked):
     boundary_weight: float = 5.0
     boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.15, 0.6])
     boundary_k: int = 10
+    ladder_scales: list[float] = dataclasses.field(default_factory=lambda: [1.5, 2.5, 4.0])
+    ladder_weight: float = 0.0
+    floor_weight: float = 0.0
+    floor_shrink: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
+    p2_target: P2Target = "ratio"
+    p2_calibration: P2Calibration = "none"
     discriminator_input: DiscriminatorInput = "whitened"
     d_ema_decay: float = 0.999
     d_ema_bias_correction: bool = False
@@ -249,7 +270,10 @@ class GANConfig(_ChoicesChecked):
         if self.steps_per_execution is not None and self.steps_per_execution < 1:
             raise errors.ConfigError(f"gan.steps_per_execution must be >= 1 or None (one call per epoch). "
                                      f"Received: {self.steps_per_execution!r}")
-        for name in ("shell_radius", "boundary_scale"):
+        if not self.ladder_scales or min(self.ladder_scales) <= 0:
+            raise errors.ConfigError(f"gan.ladder_scales must be a non-empty list of positive scales. "
+                                     f"Received: {self.ladder_scales!r}")
+        for name in ("shell_radius", "boundary_scale", "floor_shrink"):
             value = getattr(self, name)
             if len(value) != 2 or not 0 <= value[0] <= value[1]:
                 raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
@@ -323,7 +347,7 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 # the missing field means the option off (the code of that time), not today's default.
 GAN_FIELDS_ABSENT_MEANS = {
     "d_ema_decay": 0.0, "shell_sampling": "none", "discriminator_input": "raw", "d_ema_bias_correction": False,
-    "boundary_weight": 0.0,
+    "boundary_weight": 0.0, "ladder_weight": 0.0, "floor_weight": 0.0, "p2_target": "ratio", "p2_calibration": "none",
 }
 
 # GAN options of experiments that lost on the validation protocol, deleted in the cut of issue 35

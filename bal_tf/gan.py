@@ -38,13 +38,15 @@ class BoundaryAwareGAN(keras.Model):
         memory_bank: ``[K, B, m]`` training features per class (``losses.class_memory_bank``):
             Eq. 12's M_c when ``l1_reference="memory_bank"``.
         boundary_bank: ``rem.BoundaryBank`` of the training features (k-NN boundary negatives).
+        gaussians: ``rem.TiedGaussians`` of the training features (the ladder and floor references,
+            and the closed-form log q of D's density target).
         seed: seed of the model's own ``SeedGenerator``.
     """
 
     def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
                  statistics: rem.ClassStatistics | None = None, seed: int = 0,
                  memory_bank: np.ndarray | None = None, boundary_bank: rem.BoundaryBank | None = None,
-                 **kwargs):
+                 gaussians: rem.TiedGaussians | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
         self.discriminator = discriminator
@@ -61,6 +63,10 @@ class BoundaryAwareGAN(keras.Model):
         if config.boundary_weight > 0 and boundary_bank is None:
             raise ConfigError("boundary_weight > 0 needs the boundary bank (rem.BoundaryBank.fit on the "
                               "training features).")
+        if needs_gaussians(config) and gaussians is None:
+            raise ConfigError("ladder_weight > 0, floor_weight > 0 and p2_target density/blend need the tied "
+                              "Gaussians (rem.TiedGaussians.fit on the training features).")
+        self.gaussians = gaussians
         self.statistics = statistics
         self.boundary_bank = boundary_bank
         self.memory_bank = None if memory_bank is None else ops.convert_to_tensor(np.asarray(memory_bank, np.float32))
@@ -129,7 +135,7 @@ class BoundaryAwareGAN(keras.Model):
         if "hard" in self.sources:
             drawn["hard"] = negatives.hard(self, z, g_labels)
         drawn.update({name: getattr(negatives, name)(self, features, labels)
-                      for name in ("shell", "knn_boundary") if name in self.sources})
+                      for name in ("shell", "knn_boundary", "ladder", "floor") if name in self.sources})
         return [drawn[name] for name in self.sources], (z, g_labels)
 
     def discriminator_loss(self, features, labels, training=True):
@@ -210,6 +216,10 @@ def needs_statistics(config: GANConfig) -> bool:
     return config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
 
 
+def needs_gaussians(config: GANConfig) -> bool:
+    return config.ladder_weight > 0 or config.floor_weight > 0 or config.p2_target != "ratio"
+
+
 def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, train_labels: np.ndarray,
              seed: int = 0) -> BoundaryAwareGAN:
     """Builds and compiles BAL's GAN for features like ``train_features``."""
@@ -232,8 +242,9 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     boundary_bank = None
     if config.boundary_weight > 0:
         boundary_bank = rem.BoundaryBank.fit(train_features, train_labels, num_classes, config.boundary_k, seed)
+    gaussians = rem.TiedGaussians.fit(train_features, train_labels, num_classes) if needs_gaussians(config) else None
     gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed,
-                           memory_bank=memory_bank, boundary_bank=boundary_bank)
+                           memory_bank=memory_bank, boundary_bank=boundary_bank, gaussians=gaussians)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),

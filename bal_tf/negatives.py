@@ -16,6 +16,11 @@ where neg is ``losses.negative_loss`` (masked where a source has a mask). The so
 | ``shuffled`` | real features with a wrong label T(c) (L_s) | RDM, Eq. 8 | every preset |
 | ``shell`` | each class's features pushed 2-4x away from its mean | ours | ``default`` |
 | ``knn_boundary`` | boundary features plus noise beyond the class's k-NN level | ours (NPOS's placement) | ``default`` |
+| ``ladder`` | class-conditional Gaussians N(mu_c, s^2 Sigma), s in ``ladder_scales`` (closed-form density) | ours (telescoping references) | ``ladder_weight`` > 0 |
+| ``floor`` | the batch's features shrunk toward the features' floor | ours | ``floor_weight`` > 0 |
+
+The last two are the references of D's density-ratio target (``bal_tf.density_ratio``): against
+them D's logit estimates log p(f | c) - log q(f | c) (noise-contrastive estimation).
 
 ``paper_literal`` pools ``trivial`` and ``hard`` into one expectation over P_u weighted lambda_c
 (Algorithm 1, line 7 samples them together): ``pool_hard_with_trivial``.
@@ -35,7 +40,7 @@ from keras import ops
 from bal_tf import generator, rem
 from bal_tf.config import GANConfig
 
-SOURCE_ORDER = ("trivial", "shuffled", "hard", "shell", "knn_boundary")
+SOURCE_ORDER = ("trivial", "shuffled", "hard", "shell", "knn_boundary", "ladder", "floor")
 
 
 @dataclasses.dataclass
@@ -58,6 +63,8 @@ def active_sources(config: GANConfig) -> list[str]:
         "hard": config.use_uniform_loss,
         "shell": config.use_uniform_loss and config.shell_sampling != "none",
         "knn_boundary": config.use_uniform_loss and config.boundary_weight > 0,
+        "ladder": config.use_uniform_loss and config.ladder_weight > 0,
+        "floor": config.use_uniform_loss and config.floor_weight > 0,
     }
     return [name for name in SOURCE_ORDER if on[name]]
 
@@ -129,6 +136,22 @@ def knn_boundary(gan, features, labels) -> Negatives:
     points, point_labels, mask = rem.sample_knn_boundary(labels, gan.boundary_bank, cfg.boundary_scale,
                                                          gan.seed_generator)
     return Negatives("knn_boundary", points, point_labels, cfg.boundary_weight, "l_u", mask)
+
+
+def ladder(gan, features, labels) -> Negatives:
+    """References of the ladder for the batch's classes: N(mu_c, s^2 Sigma), s in ``ladder_scales``
+    (``rem.sample_gaussian_ladder``); their density is ``gan.gaussians``' closed form."""
+    cfg = gan.gan_config
+    points = rem.sample_gaussian_ladder(labels, gan.gaussians, cfg.ladder_scales, gan.seed_generator)
+    return Negatives("ladder", points, labels, cfg.ladder_weight, "l_u")
+
+
+def floor(gan, features, labels) -> Negatives:
+    """References inward of the data: the batch's features shrunk toward the floor, own labels
+    (``rem.sample_toward_floor``)."""
+    cfg = gan.gan_config
+    points = rem.sample_toward_floor(features, gan.gaussians.floor, cfg.floor_shrink, gan.seed_generator)
+    return Negatives("floor", points, labels, cfg.floor_weight, "l_u")
 
 
 def pool_trivial_and_hard(scored: list[tuple[Negatives, typing.Any]], lambda_c: float):

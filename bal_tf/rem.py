@@ -8,6 +8,11 @@ negatives of the default.
   from its mean (``sample_class_shell``), and k-NN boundary negatives, boundary features of a
   class plus noise kept only where they leave the class's k-NN neighbourhood
   (``sample_knn_boundary``, as NPOS places its negatives).
+* The references of D's density-ratio target (``bal_tf.density_ratio``): a ladder of inflated
+  class-conditional Gaussians, mu_c + s Sigma^(1/2) eps for a few s between the data and the box
+  (``sample_gaussian_ladder``, closed-form density ``TiedGaussians.log_density``), and features
+  shrunk toward the features' floor (``sample_toward_floor``), where a ReLU backbone's OOD
+  features land and no Gaussian reference goes.
 
 Every function takes a ``seed`` (a ``keras.random.SeedGenerator`` owned by the model, or an
 int), so runs are reproducible.
@@ -235,3 +240,86 @@ def kth_squared_distance(unit, labels, reference, k: int):
         squared = tf.maximum(2.0 - 2.0 * tf.matmul(members, reference[c], transpose_b=True), 0.0)  # unit vectors
         kth.append(-tf.math.top_k(-squared, k)[0][:, -1])  # the k smallest, the k-th last
     return tf.dynamic_stitch(positions, kth)
+
+
+@dataclasses.dataclass(frozen=True)
+class TiedGaussians:
+    """Class-conditional Gaussians N(mu_c, Sigma) of the ID training features, Sigma the class-tied
+    covariance (each feature minus its class mean, as Mahalanobis fits it), restricted to the
+    directions in which ID features vary: eigenvalues below ``RANK_FLOOR`` times the largest
+    (dead ReLU units, a rank-deficient backbone) are dropped. In a dropped direction every ID
+    feature has the same value, so a reference that varied there would be told apart from the
+    data by that direction alone, and D would learn nothing about the directions that matter.
+
+    Attributes:
+        means: ``[K, m]`` class means mu_c.
+        basis: ``[m, r]`` orthonormal eigenvectors of Sigma kept (r <= m).
+        stddevs: ``[r]`` square roots of their eigenvalues.
+        floor: ``[m]`` per-dimension minimum of the training features (0 after ReLU).
+    """
+
+    means: np.ndarray
+    basis: np.ndarray
+    stddevs: np.ndarray
+    floor: np.ndarray
+
+    RANK_FLOOR = 1e-4
+
+    @classmethod
+    def fit(cls, features, labels, num_classes: int) -> "TiedGaussians":
+        features = np.asarray(features, np.float64)
+        labels = np.asarray(labels)
+        overall = features.mean(0)
+        means = np.stack([features[labels == c].mean(0) if (labels == c).any() else overall
+                          for c in range(num_classes)])
+        centered = features - means[labels]
+        covariance = centered.T @ centered / max(len(features) - 1, 1)
+        values, vectors = np.linalg.eigh(covariance)
+        kept = values > cls.RANK_FLOOR * max(values.max(), 1e-12)
+        return cls(means.astype(np.float32), vectors[:, kept].astype(np.float32),
+                   np.sqrt(values[kept]).astype(np.float32), features.min(0).astype(np.float32))
+
+    @property
+    def rank(self) -> int:
+        return int(self.basis.shape[1])
+
+    def whitened_distances(self, features, labels) -> np.ndarray:
+        """Squared Mahalanobis distance ||(f - mu_c) V / sqrt(lambda)||^2 to each point's class
+        (NumPy; ``bal_tf.density_ratio.ReferenceLogDensity`` is the same in the graph)."""
+        offsets = np.asarray(features, np.float32) - self.means[np.asarray(labels, np.int64)]
+        return np.sum(np.square(offsets @ self.basis / self.stddevs), axis=1)
+
+
+def ladder_log_density(squared_distances, rank: int, scales):
+    """log q(f | c) of the Gaussian ladder: an equal mixture over s in ``scales`` of
+    N(mu_c, s^2 Sigma) in the kept r directions, from the squared Mahalanobis distance
+    (Keras ops or NumPy). The constant -r/2 log(2 pi) - 1/2 log|Sigma| is left out: it is the same
+    for every feature and class, so no ranking and no calibration sees it."""
+    scales = [float(s) for s in scales]
+    terms = ops.stack([-rank * np.log(s) - squared_distances / (2.0 * s * s) for s in scales], axis=-1)
+    return ops.logsumexp(terms, axis=-1) - np.log(len(scales))
+
+
+def sample_gaussian_ladder(labels, gaussians: TiedGaussians, scales, seed):
+    """References of the ladder for the classes ``labels``: mu_c + s Sigma^(1/2) eps, eps standard
+    normal in the kept directions, s drawn per sample from ``scales`` (the covariance inflated by
+    s^2: the telescoping ladder between the data, s = 1, and the box's scale). Not clipped to the
+    floor, so that their density stays the closed form of ``ladder_log_density``."""
+    labels = ops.cast(labels, "int32")
+    count = ops.shape(labels)[0]
+    means = ops.take(ops.convert_to_tensor(gaussians.means), labels, axis=0)
+    choice = keras.random.randint((count,), 0, len(scales), seed=seed, dtype="int32")
+    scale = ops.take(ops.convert_to_tensor(np.asarray(scales, np.float32)), choice, axis=0)[:, None]
+    noise = keras.random.normal((count, gaussians.rank), seed=seed) * ops.convert_to_tensor(gaussians.stddevs)
+    return means + scale * ops.matmul(noise, ops.convert_to_tensor(gaussians.basis.T))
+
+
+def sample_toward_floor(features, floor, shrink_range, seed):
+    """References inward of the data: floor + t (f - floor) for the batch's features, t uniform in
+    ``shrink_range`` (weak activations: where a ReLU backbone puts an input it has no feature for,
+    and where a Gaussian reference never goes). Labelled with the features' own class."""
+    features = ops.convert_to_tensor(features)
+    low, high = float(shrink_range[0]), float(shrink_range[1])
+    t = low + (high - low) * keras.random.uniform((ops.shape(features)[0], 1), seed=seed, dtype=features.dtype)
+    floor = ops.convert_to_tensor(np.asarray(floor, np.float32))
+    return floor + t * (features - floor)

@@ -25,7 +25,7 @@ import dataclasses
 
 import numpy as np
 
-from bal_tf import metrics, negatives, scoring
+from bal_tf import metrics, negatives, rem, scoring
 from bal_tf.errors import ConfigError
 
 IMAGE_FAMILIES = ("pixel_permutation", "patch_shuffle", "noise_blobs")
@@ -133,46 +133,75 @@ def uniform_box_samples(features: np.ndarray, batch_size: int, rng: np.random.Ge
 def selection_scores(gan, data: SelectionData, families, seed: int = 0):
     """Per-family AUROC of held-out ID vs synthetic OOD, and the D outputs behind them.
 
+    Image families are scored with p1 * p2 (Eq. 2), feature families with p2 alone. p2's logit is
+    read off D as ``bal_tf.density_ratio`` says (D's logit plus beta log q, calibrated on the
+    held-out ID features); with ``p2_target="blend"`` every beta of the grid is scored and the
+    best mean AUROC is kept, so the epoch and beta are chosen together, on synthetic data only.
+
     Returns:
-        ``(aurocs, d_values)``: AUROC per family and D's sigmoid outputs per feature kind (for
-        TensorBoard histograms).
+        ``(aurocs, d_values, reading)``: AUROC per family, p2 per feature kind (for TensorBoard
+        histograms) and the ``density_ratio.P2Reading`` they were scored with.
     """
+    from bal_tf import density_ratio
+
     rng = np.random.default_rng(seed)
+    cfg = gan.gan_config
     discriminator = gan.scoring_discriminator
-    d_logits = scoring.discriminator_logits
-    held_out = scoring.score_features(discriminator, data.id_features, data.id_logits)
-    id_predicted, id_logit = held_out["class"], held_out["d_logit"]
-    aurocs, d_values = {}, {"held_out_id": held_out["p2"]}
+    gaussians = getattr(gan, "gaussians", None) if cfg.p2_target != "ratio" else None
+
+    def log_q(features, labels):
+        if gaussians is None:
+            return np.zeros(len(features), np.float32)
+        return np.asarray(rem.ladder_log_density(gaussians.whitened_distances(features, labels), gaussians.rank,
+                                                 cfg.ladder_scales))
+
+    def scored(features, labels):
+        labels = np.asarray(labels)
+        return scoring.discriminator_logits(discriminator, features, labels), log_q(features, labels)
+
+    id_predicted, id_log_p1 = (np.asarray(v) for v in scoring.predicted_class_and_log_p1(
+        np.asarray(data.id_logits, np.float32)))
+    id_raw = scored(data.id_features, id_predicted)
+    # Each family: (is an image family, OOD log p1 or None, OOD (logit, log q)).
+    pairs = {}
     for family in families:
         if family in IMAGE_FAMILIES:
             features, logits = data.image_families[family]
-            ood = scoring.score_features(discriminator, features, logits)
-            aurocs[family] = metrics.auroc(held_out["log_score"], ood["log_score"])
-            d_values[family] = ood["p2"]
+            predicted, log_p1 = (np.asarray(v) for v in scoring.predicted_class_and_log_p1(
+                np.asarray(logits, np.float32)))
+            pairs[family] = (log_p1, scored(features, predicted))
         elif family == "uniform_features":
             samples = uniform_box_samples(data.id_features, data.batch_size, rng)
-            labels = rng.integers(0, gan.num_classes, len(samples))
-            logit = d_logits(discriminator, samples, labels)
-            aurocs[family] = metrics.auroc(id_logit, logit)
-            d_values[family] = _sigmoid(logit)
+            pairs[family] = (None, scored(samples, rng.integers(0, gan.num_classes, len(samples))))
         elif family == "perturbed_features":
             scale = data.id_features.std(axis=0, keepdims=True)
             samples = (data.id_features + scale * rng.normal(size=data.id_features.shape)).astype(np.float32)
-            logit = d_logits(discriminator, samples, id_predicted)
-            aurocs[family] = metrics.auroc(id_logit, logit)
-            d_values[family] = _sigmoid(logit)
+            pairs[family] = (None, scored(samples, id_predicted))
         elif family == "hard_features":
-            count = len(data.id_features)
-            z, labels = negatives.generated_latents(gan, count)
+            z, labels = negatives.generated_latents(gan, len(data.id_features))
             hard = np.asarray(negatives.hard(gan, z, labels).features)
-            logit = d_logits(discriminator, hard, np.asarray(labels))
-            aurocs[family] = metrics.auroc(id_logit, logit)
-            d_values[family] = _sigmoid(logit)
+            pairs[family] = (None, scored(hard, np.asarray(labels)))
         else:
             raise ConfigError(
                 f"Unknown synthetic family {family!r}. Known: {list(IMAGE_FAMILIES + FEATURE_FAMILIES)}"
             )
-    return aurocs, d_values
+    best = None
+    for beta in density_ratio.betas(cfg.p2_target):
+        reading = density_ratio.calibrated(beta, *id_raw, cfg.p2_calibration)
+        id_z = reading.apply(*id_raw)
+        id_log_score = np.asarray(scoring.outputs(id_log_p1, id_z)["log_score"])
+        aurocs, d_values = {}, {"held_out_id": _sigmoid(id_z)}
+        for family, (log_p1, raw) in pairs.items():
+            z = reading.apply(*raw)
+            if log_p1 is None:  # a feature family: p2 alone
+                aurocs[family] = metrics.auroc(id_z, z)
+            else:
+                aurocs[family] = metrics.auroc(id_log_score, np.asarray(scoring.outputs(log_p1, z)["log_score"]))
+            d_values[family] = _sigmoid(z)
+        criterion = float(np.mean(list(aurocs.values()))) if aurocs else 0.0
+        if best is None or criterion > best[0]:
+            best = (criterion, aurocs, d_values, reading)
+    return best[1], best[2], best[3]
 
 
 def _sigmoid(x):

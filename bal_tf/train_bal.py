@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from bal_tf import distribute, selection
+from bal_tf import density_ratio, distribute, selection
 from bal_tf.config import GANConfig
 from bal_tf.checkpointing import EpochCheckpoints, resumable_fit
 from bal_tf.errors import InputError
@@ -49,6 +49,8 @@ class SelectionCallback(keras.callbacks.Callback):
         self.best = -np.inf
         self.best_epoch = None
         self.best_weights = None
+        self.best_reading = None  # density_ratio.P2Reading of the best epoch
+        self.last_reading = None
         self.last_good_weights = None
         self.diverged = None
         self.epoch = 0
@@ -65,7 +67,9 @@ class SelectionCallback(keras.callbacks.Callback):
                                 ("last_good_d", self.last_good_weights or ())):
             arrays.update({f"{prefix}/{i}": w for i, w in enumerate(weights)})
         meta = {"best": None if self.best_epoch is None else float(self.best), "best_epoch": self.best_epoch,
-                "history": self.history, "diverged": self.diverged}
+                "history": self.history, "diverged": self.diverged,
+                "best_reading": None if self.best_reading is None else dataclasses.asdict(self.best_reading),
+                "last_reading": None if self.last_reading is None else dataclasses.asdict(self.last_reading)}
         return arrays, meta
 
     def load_state(self, arrays: dict, meta: dict) -> None:
@@ -73,6 +77,8 @@ class SelectionCallback(keras.callbacks.Callback):
                                                          key=lambda k: int(k.split("/")[1]))]
         self.best_epoch, self.history, self.diverged = meta["best_epoch"], meta["history"], meta["diverged"]
         self.best = -np.inf if meta["best"] is None else meta["best"]
+        reading = lambda name: None if meta.get(name) is None else density_ratio.P2Reading(**meta[name])  # noqa: E731
+        self.best_reading, self.last_reading = reading("best_reading"), reading("last_reading")
         self.best_weights = (take("best_d"), take("best_g")) if self.best_epoch is not None else None
         self.last_good_weights = take("last_good_d") or None
 
@@ -93,8 +99,11 @@ class SelectionCallback(keras.callbacks.Callback):
         record = {"epoch": epoch + 1, **{k: float(v) for k, v in logs.items()}}
         scoring = self.model.scoring_discriminator
         if self.data is not None:
-            aurocs, d_values = selection.selection_scores(self.model, self.data, self.families, seed=self.seed + epoch)
+            aurocs, d_values, reading = selection.selection_scores(self.model, self.data, self.families,
+                                                                   seed=self.seed + epoch)
             criterion = float(np.mean(list(aurocs.values())))
+            self.last_reading = reading
+            record.update(p2_beta=reading.beta)
             # Written into `logs`, so the TensorBoard callback after this one logs them too.
             logs["selection_criterion"] = criterion
             for family, value in aurocs.items():
@@ -105,7 +114,7 @@ class SelectionCallback(keras.callbacks.Callback):
                     for kind, values in d_values.items():
                         tf.summary.histogram(f"D_on/{kind}", values)
             if criterion > self.best:
-                self.best, self.best_epoch = criterion, epoch + 1
+                self.best, self.best_epoch, self.best_reading = criterion, epoch + 1, reading
                 self.best_weights = (scoring.get_weights(), self.model.generator.get_weights())
         self.last_good_weights = scoring.get_weights()
         self.history.append(record)
@@ -177,7 +186,23 @@ def train_bal(config: GANConfig, train: FeatureSet, *, selection_data: selection
         record["seconds_total"] = round(seconds, 2)
     if selector.diverged and not (config.selection == "synthetic" and selector.best_weights is not None):
         scoring.set_weights(selector.last_good_weights)
+    selected_reading = selector.best_reading if selected_epoch == selector.best_epoch else selector.last_reading
+    scoring, last = (p2_discriminator(config, gan, d, reading)
+                     for d, reading in ((scoring, selected_reading), (last, selector.last_reading)))
     return BALResult(gan, scoring, last, selected_epoch, selector.history, selector.diverged)
+
+
+def p2_discriminator(config: GANConfig, gan, discriminator: keras.Model, reading) -> keras.Model:
+    """D as it is scored: D itself for the paper's p2 (``p2_target="ratio"``, no calibration), else
+    ``density_ratio.build_scoring_discriminator`` with the epoch's reading (without selection
+    data: beta of ``density`` 1, of ``blend`` the grid's middle, no calibration)."""
+    if config.p2_target == "ratio" and config.p2_calibration == "none":
+        return discriminator
+    if reading is None:
+        grid = density_ratio.betas(config.p2_target)
+        reading = density_ratio.P2Reading(grid[len(grid) // 2])
+    gaussians = gan.gaussians if config.p2_target != "ratio" else None
+    return density_ratio.build_scoring_discriminator(discriminator, gaussians, config.ladder_scales, reading)
 
 
 def _optimizer_variables(gan) -> dict:
