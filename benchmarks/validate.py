@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tables import SPREAD_LABEL, classifier_digest, markdown_table, mean_std, provenance, resume_sweep, split_variant
+from tables import SPREAD_LABEL, classifier_digest, competition_rank, markdown_table, mean_std, provenance, resume_sweep, split_variant
 
 def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides: list[str] = (),
                  families: list[str] | None = None, done: set = frozenset(), emit=None) -> list[dict]:
@@ -148,7 +148,9 @@ def bal_mean_rank(records: list[dict]) -> dict[str, float]:
             means.setdefault(key, []).append([100 * record["validation"][f]["auroc"] for f in families])
     means = {k: np.mean(v, axis=0) for k, v in means.items()}
     baselines = [k for k in means if k.startswith("-")]
-    return {k: float(np.mean([1 + sum(means[b][i] > means[k][i] for b in baselines) for i in range(len(families))]))
+    # standard competition ranks (1-2-2-4) at the tables' printed precision: ties are ties
+    return {k: float(np.mean([competition_rank({name: means[name][i] for name in [k, *baselines]}, k)
+                              for i in range(len(families))]))
             for k in means if not k.startswith("-")}
 
 
