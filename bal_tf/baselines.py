@@ -100,6 +100,33 @@ def _normalize(features):
 
 
 @dataclasses.dataclass
+class DepthMahalanobis:
+    """Mahalanobis on the features of each depth (``FeatureSet.blocks``), each depth's score
+    standardized on held-out ID features (mean 0, std 1) and the depths summed: equal weights,
+    none fitted on OOD data (Lee et al. 2018 fitted theirs on OOD data)."""
+
+    parts: list
+    means: np.ndarray
+    stds: np.ndarray
+
+    @classmethod
+    def fit(cls, train_blocks, labels, num_classes, held_out_blocks):
+        parts = [Mahalanobis.fit(block, labels, num_classes) for block in train_blocks]
+        held_out = np.stack([part.score(block) for part, block in zip(parts, held_out_blocks)])
+        return cls(parts, held_out.mean(axis=1), np.maximum(held_out.std(axis=1), 1e-12))
+
+    def score(self, blocks):
+        scores = np.stack([part.score(block) for part, block in zip(self.parts, blocks)])
+        return np.sum((scores - self.means[:, None]) / self.stds[:, None], axis=0)
+
+
+def concatenated_unit_blocks(blocks) -> np.ndarray:
+    """Each depth's features L2-normalized, then concatenated: every depth weighs the same in a
+    distance (the input of ``knn_depths``)."""
+    return np.concatenate([_normalize(block) for block in blocks], axis=1)
+
+
+@dataclasses.dataclass
 class ViM:
     """Virtual-logit matching: energy minus the scaled residual outside the principal space."""
 

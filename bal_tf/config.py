@@ -281,6 +281,25 @@ class GANConfig(_ChoicesChecked):
             raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
 
 
+Depths = typing.Literal["penultimate", "stages"]
+
+
+@dataclasses.dataclass
+class FeatureConfig(_ChoicesChecked):
+    """Which of the frozen classifier's features BAL sees (and the detector graph exports).
+
+    Attributes:
+        depths: ``penultimate`` (h(x), the paper's) or ``stages``: the penultimate features
+            followed by the global average pool of the last layer at each spatial size below it
+            (a ResNet's stages, a plain CNN's blocks: ``backbones.depth_layers``), one vector.
+            D whitens the whole vector with its class-tied covariance, so how the depths are
+            weighed is learned from ID data and the references only. Every depth is cached either
+            way: the multi-depth baselines (``mahalanobis_depths``, ``knn_depths``) read them.
+    """
+
+    depths: Depths = "penultimate"
+
+
 @dataclasses.dataclass
 class BaselinesConfig:
     """The baselines that need their own training (``evaluate.py --trained-baselines``;
@@ -391,6 +410,7 @@ class RunConfig:
     backbone: BackboneConfig = dataclasses.field(default_factory=BackboneConfig)
     classifier: ClassifierTrainConfig = dataclasses.field(default_factory=ClassifierTrainConfig)
     gan: GANConfig = dataclasses.field(default_factory=GANConfig)
+    features: FeatureConfig = dataclasses.field(default_factory=FeatureConfig)
     baselines: BaselinesConfig = dataclasses.field(default_factory=BaselinesConfig)
 
     def to_dict(self) -> dict:

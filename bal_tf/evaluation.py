@@ -50,14 +50,26 @@ def head_weights(classifier: keras.Model):
 
 
 class MethodScorer:
-    """Fits every detector on the ID training features once; scores any feature set."""
+    """Fits every detector on the ID training features once; scores any feature set.
 
-    def __init__(self, run: RunDir, train, classifier, seed: int = 0):
+    ``train`` and the sets scored hold every depth (``RunFeatures.split(..., depths="stages")``):
+    the baselines read the penultimate block, BAL the run's ``depths``, and, where the backbone has
+    depths below the penultimate one and ``holdout`` is given, ``mahalanobis_depths`` and
+    ``knn_depths`` read them all."""
+
+    def __init__(self, run: RunDir, train, classifier, seed: int = 0, depths: str = "penultimate", holdout=None):
         num_classes = train.logits.shape[1]
+        self.depths = depths
         self.discriminators = {
             "bal": load_discriminator(run.bal_dir / "discriminator_selected.keras"),
             "bal_last": load_discriminator(run.bal_dir / "discriminator_last.keras"),
         }
+        self.depth_mahalanobis = self.depth_knn = None
+        if train.layout is not None and len(train.layout) > 1 and holdout is not None:
+            self.depth_mahalanobis = baselines.DepthMahalanobis.fit(train.blocks(), train.labels, num_classes,
+                                                                    holdout.blocks())
+            self.depth_knn = baselines.KNN.fit(baselines.concatenated_unit_blocks(train.blocks()))
+        train = train.at("penultimate")
         self.mahalanobis = baselines.Mahalanobis.fit(train.features, train.labels, num_classes)
         self.knn = baselines.KNN.fit(train.features)
         kernel, bias = head_weights(classifier)
@@ -71,7 +83,8 @@ class MethodScorer:
         return self.discriminators["bal"] is not None
 
     def scores(self, feature_set) -> dict[str, np.ndarray]:
-        f, logits = feature_set.features, feature_set.logits
+        at_depths = feature_set.at(self.depths)
+        f, logits = at_depths.features, at_depths.logits
         out = {}
         if self.discriminators["bal"] is not None:
             bal = scoring.score_features(self.discriminators["bal"], f, logits)
@@ -82,6 +95,8 @@ class MethodScorer:
 
     def baseline_scores(self, feature_set) -> dict[str, np.ndarray]:
         """Every feature-based baseline's scores (ODIN, on images, is scored apart)."""
+        blocks = feature_set.blocks()
+        feature_set = feature_set.at("penultimate")
         f, logits = feature_set.features, feature_set.logits
         out = {}
         out["max_softmax"] = baselines.log_max_softmax(logits)
@@ -92,6 +107,9 @@ class MethodScorer:
         if self.vim is not None:
             out["vim"] = self.vim.score(f)
         out["generalized_odin"] = self.generalized_odin(f)
+        if self.depth_mahalanobis is not None:
+            out["mahalanobis_depths"] = self.depth_mahalanobis.score(blocks)
+            out["knn_depths"] = self.depth_knn.score(baselines.concatenated_unit_blocks(blocks))
         return out
 
 
@@ -150,9 +168,10 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
 
     features = RunFeatures(config, run, progress=progress)
     features_of = features.feature_model
-    train = features.split("train")
+    train = features.split("train", depths="stages")
     lap("features: training split")
-    scorer = MethodScorer(run, train, features.classifier, seed=config.seed)
+    scorer = MethodScorer(run, train, features.classifier, seed=config.seed, depths=config.features.depths,
+                          holdout=features.split("holdout", depths="stages") if config.data.holdout_percent else None)
     lap("fitting the feature-based methods")
 
     odin_parameters = None
@@ -166,8 +185,8 @@ def evaluate_run(run_dir: str | Path, ood_names: list[str], progress: bool = Tru
         lap("ODIN (input gradients)")
     # ODIN's scores come from the feature-extraction pass of a set not cached yet (one forward
     # pass for both); for a cached set, ODIN runs on its images here.
-    image_sets = {"id": (lambda: features.id_data.test, lambda odin_: features.split("test", odin_))}
-    image_sets.update({name: (make, lambda odin_, name=name, make=make: features.ood(name, make, odin_))
+    image_sets = {"id": (lambda: features.id_data.test, lambda odin_: features.split("test", odin_, "stages"))}
+    image_sets.update({name: (make, lambda odin_, name=name, make=make: features.ood(name, make, odin_, "stages"))
                        for name, make in load_ood.items()})
     scores = {}
     for name, (make_images, features_with) in image_sets.items():
@@ -271,12 +290,13 @@ def make_plots(run_dir: str | Path, results: dict) -> list[Path]:
         safe = ood_cache_name(ood_name)[4:]
         paths.append(plots.roc_curves(scores, ood_name, run.eval_dir / f"roc_{safe}.png"))
         paths.append(plots.score_histograms(scores, ood_name, run.eval_dir / f"hist_{safe}.png"))
-    test = FeatureSet.load(run.features_dir / "test.npz")
+    test = FeatureSet.load(run.features_dir / "test.npz").at("penultimate")
     discriminator = load_discriminator(run.bal_dir / "discriminator_selected.keras")
     if test.features.shape[1] == 2:
         kernel, bias = head_weights(classifier_lib.load_classifier(run.classifier_path))
         first_ood = next((n for n in scores if n not in ("id",) and "+" not in n), None)
-        ood = FeatureSet.load(run.features_dir / f"{ood_cache_name(first_ood)}.npz") if first_ood else None
+        ood = (FeatureSet.load(run.features_dir / f"{ood_cache_name(first_ood)}.npz").at("penultimate")
+               if first_ood else None)
         maps = {"max_softmax": lambda g: np.exp(baselines.log_max_softmax(g @ kernel + bias))}
         if discriminator is not None:
             maps["bal"] = lambda g: np.exp(scoring.log_score(discriminator, g, g @ kernel + bias))

@@ -1,5 +1,10 @@
 """REM, Eq. 3: the frozen classifier's penultimate features f = h(x), extracted once and cached.
 
+Every cached set holds the features at every depth (``backbones.feature_model(...,
+depths="stages")``: the penultimate features, then the global average pool of each backbone
+stage), with their ``layout`` (the blocks' widths); a run reads them at its configured depths
+(``features.depths``), and the multi-depth baselines read all of them.
+
 BAL's GAN only ever sees features, so they are computed once per split and kept in
 ``RUN/features/<split>.npz`` (plain arrays, loaded with ``allow_pickle=False``). The cache is
 keyed by the classifier file's SHA-256: a different classifier invalidates it.
@@ -30,9 +35,15 @@ class FeatureSet:
     features: np.ndarray  # [N, m] float32
     logits: np.ndarray  # [N, K] float32
     labels: np.ndarray  # [N] int64
+    layout: tuple[int, ...] | None = None  # widths of the depth blocks of ``features``; None: one block
 
     def __post_init__(self):
         n = len(self.features)
+        if self.layout is not None:
+            self.layout = tuple(int(w) for w in self.layout)
+            if sum(self.layout) != self.features.shape[-1]:
+                raise InputError(f"A FeatureSet's layout {self.layout} must add up to its feature width "
+                                 f"{self.features.shape[-1]}.")
         if self.features.ndim != 2 or self.logits.ndim != 2 or self.labels.shape != (n,) or len(self.logits) != n:
             raise InputError(
                 "A FeatureSet needs features [N, m], logits [N, K] and labels [N]. Received: "
@@ -46,16 +57,31 @@ class FeatureSet:
     def predictions(self) -> np.ndarray:
         return np.argmax(self.logits, axis=-1)
 
+    def blocks(self) -> list[np.ndarray]:
+        """The features of each depth, penultimate first."""
+        edges = np.cumsum((0,) + (self.layout or (self.features.shape[-1],)))
+        return [self.features[:, a:b] for a, b in zip(edges[:-1], edges[1:])]
+
+    def at(self, depths: str) -> "FeatureSet":
+        """These features at ``depths``: ``penultimate`` (the first block) or ``stages`` (all)."""
+        if depths == "stages" or self.layout is None or len(self.layout) == 1:
+            return self
+        if depths != "penultimate":
+            raise InputError(f"depths must be 'penultimate' or 'stages'. Received: {depths!r}")
+        return FeatureSet(np.ascontiguousarray(self.blocks()[0]), self.logits, self.labels, self.layout[:1])
+
     def save(self, path: str | Path) -> None:
+        layout = np.asarray(self.layout or (self.features.shape[-1],), np.int64)
         with atomic_path(path) as tmp:
             with open(tmp, "wb") as handle:
-                np.savez(handle, features=self.features, logits=self.logits, labels=self.labels)
+                np.savez(handle, features=self.features, logits=self.logits, labels=self.labels, layout=layout)
 
     @classmethod
     def load(cls, path: str | Path) -> "FeatureSet":
         try:
             with np.load(path, allow_pickle=False) as arrays:
-                loaded = cls(arrays["features"], arrays["logits"], arrays["labels"])
+                layout = tuple(arrays["layout"]) if "layout" in arrays.files else None
+                loaded = cls(arrays["features"], arrays["logits"], arrays["labels"], layout)
         except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
             raise InputError(f"Feature file {path} is unreadable ({type(exc).__name__}: {exc}).") from exc
         if not np.isfinite(loaded.features).all() or not np.isfinite(loaded.logits).all():
@@ -141,17 +167,21 @@ def file_sha256(path: str | Path) -> str:
 class FeatureCache:
     """``RUN/features/``: one ``.npz`` per split, valid for one classifier file."""
 
-    def __init__(self, root: str | Path, classifier_path: str | Path, writable: bool = True):
+    def __init__(self, root: str | Path, classifier_path: str | Path, writable: bool = True,
+                 layout: tuple[int, ...] | None = None):
         self.root = Path(root)
         self.writable = writable
+        self.layout = None if layout is None else [int(w) for w in layout]
         self.classifier_sha256 = file_sha256(classifier_path)
         meta = self.root / "meta.json"
-        self.valid = meta.is_file() and json.loads(meta.read_text()).get("classifier_sha256") == self.classifier_sha256
+        expected = {"classifier_sha256": self.classifier_sha256, "layout": self.layout}
+        # a cache of another classifier, or of the same one before the depths were cached, is stale
+        self.valid = meta.is_file() and {k: json.loads(meta.read_text()).get(k) for k in expected} == expected
         if writable and not self.valid:
             for stale in self.root.glob("*.npz"):
                 stale.unlink()
             self.root.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(meta, json.dumps({"classifier_sha256": self.classifier_sha256}) + "\n")
+            atomic_write_text(meta, json.dumps(expected) + "\n")
             self.valid = True
 
     def get(self, split: str, make_dataset, feature_model: keras.Model, progress: bool = False,
@@ -169,6 +199,8 @@ class FeatureCache:
             except InputError as exc:  # derived data: extract again rather than stop
                 warnings.warn(f"{exc} Extracting the features again.")
         extracted = extract_features(feature_model, make_dataset(), progress=progress, description=split, odin=odin)
+        if self.layout is not None:
+            (extracted if odin is None else extracted[0]).layout = tuple(self.layout)
         if self.writable:
             (extracted if odin is None else extracted[0]).save(path)
         return extracted
@@ -194,14 +226,18 @@ class RunFeatures:
 
     def __init__(self, config, run, feature_layer: str | None = None, progress: bool = True):
         from bal_tf import classifier as classifier_lib
-        from bal_tf.backbones import feature_model
+        from bal_tf.backbones import depth_sizes, feature_model
 
         self.config = config
         self.run = run
         self.progress = progress
+        self.depths = config.features.depths
         self.classifier = classifier_lib.load_classifier(run.classifier_path)
-        self.feature_model = feature_model(self.classifier, feature_layer)
-        self.cache = FeatureCache(run.features_dir, run.classifier_path, writable=run.writable)
+        # what BAL sees and the detector graph exports; every depth is extracted and cached
+        self.feature_model = feature_model(self.classifier, feature_layer, self.depths)
+        self.extraction_model = feature_model(self.classifier, feature_layer, "stages")
+        self.layout = tuple(depth_sizes(self.classifier, feature_layer))
+        self.cache = FeatureCache(run.features_dir, run.classifier_path, writable=run.writable, layout=self.layout)
         self._id_data = None
 
     @property
@@ -212,16 +248,22 @@ class RunFeatures:
             self._id_data = load_id_data(self.config)
         return self._id_data
 
-    def split(self, name: str, odin: tuple[float, float] | None = None):
-        """Features of the ID split ``train``, ``holdout`` or ``test`` (with ``odin``, also its
-        ODIN scores when extracted now: ``FeatureCache.get``)."""
+    def split(self, name: str, odin: tuple[float, float] | None = None, depths: str | None = None):
+        """Features of the ID split ``train``, ``holdout`` or ``test`` at ``depths`` (default: the
+        run's; with ``odin``, also its ODIN scores when extracted now: ``FeatureCache.get``)."""
         if name not in ("train", "holdout", "test"):
             raise InputError(f"ID splits are train, holdout and test. Received: {name!r}")
-        return self.cache.get(name, lambda: getattr(self.id_data, name), self.feature_model, self.progress, odin)
+        return self.cached(name, lambda: getattr(self.id_data, name), odin, depths)
 
-    def ood(self, name: str, make_dataset, odin: tuple[float, float] | None = None):
+    def ood(self, name: str, make_dataset, odin: tuple[float, float] | None = None, depths: str | None = None):
         """Features of an OOD set; ``make_dataset()`` gives its unbatched ``(image, label)`` data."""
-        return self.cache.get(ood_cache_name(name), make_dataset, self.feature_model, self.progress, odin)
+        return self.cached(ood_cache_name(name), make_dataset, odin, depths)
+
+    def cached(self, name: str, make_dataset, odin: tuple[float, float] | None = None, depths: str | None = None):
+        """Any image set's features at ``depths`` (default: the run's), cached as ``name``."""
+        got = self.cache.get(name, make_dataset, self.extraction_model, self.progress, odin)
+        view = lambda fs: fs.at(depths or self.depths)  # noqa: E731
+        return view(got) if odin is None else (view(got[0]), got[1])
 
     def holdout_images(self, limit: int | None = None) -> np.ndarray | None:
         """The first ``limit`` held-out ID images (uint8), ``None`` when there is no held-out part."""
@@ -244,7 +286,7 @@ class RunFeatures:
         def features_of_images(family, images):
             dataset = lambda: tf.data.Dataset.from_tensor_slices(  # noqa: E731
                 (images, np.full(len(images), -1, np.int64)))
-            return self.cache.get(f"synthetic_{family}", dataset, self.feature_model, self.progress)
+            return self.cached(f"synthetic_{family}", dataset)
 
         gan = self.config.gan
         return selection.build_selection_data(

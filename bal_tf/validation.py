@@ -79,7 +79,7 @@ def validation_sets(features, families=None, seed: int = 0) -> ValidationSets:
 
     config = features.config
     families = list(families or default_families(config))
-    holdout = features.split("holdout")
+    holdout = features.split("holdout", depths="stages")
     if len(holdout) == 0:
         raise ConfigError("The validation protocol needs held-out ID data: data.holdout_percent is 0.")
     # Not checkpoint selection's images: selection corrupts the first 2,000 held-out images with
@@ -90,15 +90,14 @@ def validation_sets(features, families=None, seed: int = 0) -> ValidationSets:
     ood = {}
     for family in families:
         if family == HELD_OUT_CLASSES_VALIDATION:
-            ood[family] = features.ood(family, lambda: load_ood_set(family, config.data))
+            ood[family] = features.ood(family, lambda: load_ood_set(family, config.data), depths="stages")
             continue
 
         def corrupted(family=family):
             made = validation_images(family, images, seed)
             return tf.data.Dataset.from_tensor_slices((made, np.full(len(made), -1, np.int64)))
 
-        ood[family] = features.cache.get(f"validation_{family}", corrupted, features.feature_model,
-                                         features.progress)
+        ood[family] = features.cached(f"validation_{family}", corrupted, depths="stages")
     return ValidationSets(holdout, ood)
 
 
@@ -107,12 +106,17 @@ def _metrics(id_scores, ood_scores) -> dict:
     return {"auroc": float(values["auroc"]), "fpr95": float(values["fpr95"])}
 
 
-def bal_metrics(discriminator, sets: ValidationSets, score: str = "log_score") -> dict[str, dict]:
-    """AUROC / FPR95 of BAL's p1 * p2 (Eq. 2; ``score="log_score"``), held-out ID vs each family.
-    ``score="d_logit"``: D's p2 alone (a diagnostic, never BAL's reported score)."""
-    id_scores = scoring.score_features(discriminator, sets.id.features, sets.id.logits)[score]
-    return {family: _metrics(id_scores, scoring.score_features(discriminator, ood.features, ood.logits)[score])
-            for family, ood in sets.ood.items()}
+def bal_metrics(discriminator, sets: ValidationSets, score: str = "log_score",
+                depths: str = "penultimate") -> dict[str, dict]:
+    """AUROC / FPR95 of BAL's p1 * p2 (Eq. 2; ``score="log_score"``), held-out ID vs each family,
+    on the features at ``depths`` (the run's ``features.depths``). ``score="d_logit"``: D's p2 alone
+    (a diagnostic, never BAL's reported score)."""
+    def scores(feature_set):
+        feature_set = feature_set.at(depths)
+        return scoring.score_features(discriminator, feature_set.features, feature_set.logits)[score]
+
+    id_scores = scores(sets.id)
+    return {family: _metrics(id_scores, scores(ood)) for family, ood in sets.ood.items()}
 
 
 def baseline_metrics(scorer, sets: ValidationSets) -> dict[str, dict[str, dict]]:

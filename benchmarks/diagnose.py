@@ -82,7 +82,7 @@ def run_geometry(id_distance, ood_distance, id_scores: dict, ood_scores: dict, s
 
 def load_run(run_dir: Path, ood: str) -> dict:
     from bal_tf.errors import InputError
-    from bal_tf.features import ood_cache_name
+    from bal_tf.features import FeatureSet, ood_cache_name
 
     features, scores_path = run_dir / "features", run_dir / "eval" / "scores.npz"
     paths = [features / "train.npz", features / "test.npz", features / f"{ood_cache_name(ood)}.npz", scores_path,
@@ -91,7 +91,9 @@ def load_run(run_dir: Path, ood: str) -> dict:
     if missing:
         raise InputError(f"{run_dir} lacks {', '.join(missing)}: expected a run evaluated by evaluate.py "
                          f"with OOD set {ood!r} (its features cached, its scores written).")
-    train, test, ood_set = (np.load(p, allow_pickle=False) for p in paths[:3])
+    # the penultimate block of the cached features (the cache holds every depth)
+    train, test, ood_set = ({"features": fs.features, "logits": fs.logits, "labels": fs.labels}
+                            for fs in (FeatureSet.load(p).at("penultimate") for p in paths[:3]))
     scores = np.load(scores_path, allow_pickle=False)
     keys = {f"{prefix}/{name}" for prefix in ("id", ood) for name, _ in SCORES[1:]}
     if not keys <= set(scores.files):

@@ -612,8 +612,10 @@ def step_profile_main(argv=None) -> int:
         cached = args.run / "features" / "train.npz"
         if not cached.is_file():
             parser.error(f"{cached} is missing: run stage 2 first (train.py), or use --synthetic")
-        with np.load(cached, allow_pickle=False) as data:
-            features, labels = data["features"].astype(np.float32), data["labels"].astype(np.int32)
+        from bal_tf.features import FeatureSet
+
+        stored = FeatureSet.load(cached).at("penultimate")  # the cache holds every depth
+        features, labels = stored.features.astype(np.float32), stored.labels.astype(np.int32)
         classes, where = int(labels.max()) + 1, f"{cached} ({len(features):,} x {features.shape[1]})"
     result = {"features": where, "isa": os.environ.get("ONEDNN_MAX_CPU_ISA", "default"), "variants": {}}
     for name in args.variant or list(STEP_VARIANTS):

@@ -45,7 +45,7 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
     run, base, features, sets, train, stamp = open_run(run_dir, families, "benchmarks/validate.py")
     records = []
     if not any(variant == "-" for _, variant, _ in done):
-        scorer = MethodScorer(run, train, features.classifier, seed=base.seed)
+        scorer = MethodScorer(run, train, features.classifier, seed=base.seed, holdout=sets.id)
         records = [{"run": str(run.root), "method": method, "variant": "-", "seed": base.seed,
                     "validation": values, **stamp}
                    for method, values in validation.baseline_metrics(scorer, sets).items()]
@@ -59,7 +59,8 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
         selection_data = RunFeatures(config, run, progress=False).selection_data()
         for seed in todo:
             start = time.time()
-            result = train_bal(config.gan, train, selection_data=selection_data, seed=seed, verbose=0)
+            result = train_bal(config.gan, train.at(config.features.depths), selection_data=selection_data, seed=seed,
+                               verbose=0)
             seconds = round(time.time() - start, 1)
             print(f"validate: {run.root.name} [{variant}] GAN seed {seed}: selected epoch "
                   f"{result.selected_epoch}, {seconds:.0f} s", flush=True)  # a sweep takes hours: say where it is
@@ -67,7 +68,8 @@ def validate_run(run_dir: Path, variants: list[str], seeds: list[int], overrides
             measured = [{"run": str(run.root), "method": method, "variant": variant,
                          "overrides": variant_overrides, "seed": seed,
                          "selected_epoch": result.selected_epoch, "seconds": seconds,
-                         "validation": validation.bal_metrics(discriminator, sets, score), **stamp}
+                         "validation": validation.bal_metrics(discriminator, sets, score, config.features.depths),
+                         **stamp}
                         for method, discriminator, score in (("bal", result.discriminator, "log_score"),
                                                              ("bal_last", result.last_discriminator, "log_score"),
                                                              ("bal_p2_only", result.discriminator, "d_logit"))]
@@ -88,8 +90,9 @@ def open_run(run_dir: Path, families, script: str):
              "classifier_sha256": classifier_digest(run.root)}
     base = run.load_config()
     features = RunFeatures(base, run, progress=False)
+    # every depth: the baselines and each variant read what they use (``FeatureSet.at``)
     return run, base, features, validation.validation_sets(features, families, seed=base.seed), \
-        features.split("train"), stamp
+        features.split("train", depths="stages"), stamp
 
 
 def with_variant(base, overrides: list[str]):
@@ -685,6 +688,65 @@ def render_at_one_commit(root: Path) -> str:
     return render_decision(dataclasses.replace(AT_ONE_COMMIT, alternatives=held), summaries, source)
 
 
+# Issue 37's sweep (DESIGN.md, "The density-ratio sweep's rule"): four validation runs with the
+# classifiers of the MNIST CPU presets of issue 36, the incumbent and the candidates, records in
+# docs/results/validation/density_ratio/RUN-seed0.jsonl.
+DR_VALIDATION = f"{VALIDATION}/density_ratio"
+DR_RUNS = ["mnist-4to9-cpu-seed0", "mnist-4to9-cnn-cpu-seed0", "fashion_mnist-4to9-cpu-seed0",
+           "fashion_mnist-4to9-cnn-cpu-seed0"]
+DR_REFERENCES = "gan.ladder_weight=1.0,gan.floor_weight=1.0,gan.p2_calibration=held_out_id"
+DR_LEAN = "gan.shell_sampling=none,gan.boundary_weight=0.0," + DR_REFERENCES
+DR_CANDIDATES = {
+    "references on the default, blended p2": DR_REFERENCES + ",gan.p2_target=blend",
+    "references in place of shells and k-NN negatives, blended p2": DR_LEAN + ",gan.p2_target=blend",
+    "the same, p2 = the density": DR_LEAN + ",gan.p2_target=density",
+    "the same, p2 = the ratio (calibrated)": DR_LEAN + ",gan.p2_target=ratio",
+}
+
+
+def mean_auroc_over_families(summary: RunSummary, variant: str) -> tuple[float, float, int]:
+    """(mean over seeds of the mean AUROC over families, its sample std (ddof=1), seeds)."""
+    per_seed = np.mean(np.array(list(summary.bal[variant].values())), axis=0)
+    return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"), len(per_seed)
+
+
+def render_density_ratio_sweep(root: Path) -> str:
+    """The sweep's rule applied: mean rank change against the incumbent, and on every run the mean AUROC
+    over the families against the incumbent's, beside the larger of the two seed stds."""
+    paths = [root / DR_VALIDATION / f"{run}.jsonl" for run in DR_RUNS]
+    missing = [str(p.relative_to(root)) for p in paths if not p.is_file()]
+    if missing:
+        return "No records yet in " + ", ".join(f"`{m}`" for m in missing) + ".\n"
+    per_run = read_runs(paths)
+    summaries = {run: summarize_run(per_run[run]) for run in DR_RUNS}
+    rows = []
+    for name, variant in [("incumbent (the default at `08e45e1`)", "default")] + list(DR_CANDIDATES.items()):
+        if not all(variant in summaries[run].ranks for run in DR_RUNS):
+            rows.append([name, f"`{variant}`"] + ["-"] * (len(DR_RUNS) + 2))
+            continue
+        ranks = [summaries[run].ranks[variant] for run in DR_RUNS]
+        change = np.mean(ranks) - np.mean([summaries[run].ranks["default"] for run in DR_RUNS])
+        losses = []
+        for run in DR_RUNS:
+            mean, std, seeds = mean_auroc_over_families(summaries[run], variant)
+            ref_mean, ref_std, _ = mean_auroc_over_families(summaries[run], "default")
+            noise = np.nanmax([std, ref_std]) if seeds > 1 else float("nan")
+            if mean < ref_mean - (0 if np.isnan(noise) else noise):
+                losses.append(f"{run} {mean:.2f} < {ref_mean:.2f}" + ("" if np.isnan(noise) else f" - {noise:.2f}"))
+        seeds = min(len(next(iter(summaries[run].bal[variant].values()))) for run in DR_RUNS)
+        reading = "reference" if variant == "default" else rule_reading(float(change))
+        rows.append([name, f"`{variant}`"] + [f"{r:.2f}" for r in ranks]
+                    + [f"{np.mean(ranks):.2f} ({seeds} seed{'s' if seeds > 1 else ''})",
+                       reading + ("" if variant == "default" else
+                                  "; loses on " + ", ".join(losses) if losses else "; loses on no run")])
+    return ("Raw records: " + ", ".join(f"`{p.relative_to(root)}`" for p in paths)
+            + f" (measured at {stamps(per_run)}). BAL's mean rank among the 7 feature-based baselines over the six "
+            "families of each run; a candidate is taken when the mean over runs is lower than the incumbent's by more "
+            f"than {RULE} and on no run its mean AUROC over the families falls below the incumbent's by more than the "
+            "larger seed std (with one seed: by anything):\n\n"
+            + markdown_table(["candidate", "variant", *DR_RUNS, "mean over runs", "against the incumbent"], rows) + "\n")
+
+
 def render_decision_log(root: Path = ROOT) -> str:
     paths = [root / VALIDATION / f"{run}.jsonl" for run in RUNS]
     per_run = read_runs(paths)
@@ -700,7 +762,8 @@ def render_decision_log(root: Path = ROOT) -> str:
             + outcome_table() + "\n## Decisions\n\n"
             + "\n".join(render_decision(d, summaries) for d in DECISIONS)
             + "\n## Side measurements\n\n" + side_measurements(root)
-            + "\n## Measured again at one commit\n\n" + render_at_one_commit(root))
+            + "\n## Measured again at one commit\n\n" + render_at_one_commit(root)
+            + "\n## The density-ratio sweep (issue 37)\n\n" + render_density_ratio_sweep(root))
 
 
 def decision_log_main(argv=None) -> int:

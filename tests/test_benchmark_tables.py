@@ -592,15 +592,17 @@ def test_validate_run_emits_each_gan_as_it_finishes_and_skips_what_is_done(tmp_p
     import bal_tf.validation
 
     run = types.SimpleNamespace(root=tmp_path / "A")
-    base = types.SimpleNamespace(seed=0, gan=None)
-    monkeypatch.setattr(validate, "open_run", lambda *a: (run, base, types.SimpleNamespace(classifier=None), {},
-                                                          None, {"classifier_sha256": "h"}))
+    base = types.SimpleNamespace(seed=0, gan=None, features=types.SimpleNamespace(depths="penultimate"))
+    every_depth = types.SimpleNamespace(at=lambda depths: None)
+    monkeypatch.setattr(validate, "open_run", lambda *a: (run, base, types.SimpleNamespace(classifier=None),
+                                                          types.SimpleNamespace(id=None), every_depth,
+                                                          {"classifier_sha256": "h"}))
     monkeypatch.setattr(validate, "with_variant", lambda base, overrides: base)
     monkeypatch.setattr(bal_tf.features, "RunFeatures",
                         lambda *a, **k: types.SimpleNamespace(selection_data=lambda: None))
     monkeypatch.setattr(bal_tf.evaluation, "MethodScorer", lambda *a, **k: None)
     monkeypatch.setattr(bal_tf.validation, "baseline_metrics", lambda scorer, sets: {"knn": {"f": {"auroc": 0.9}}})
-    monkeypatch.setattr(bal_tf.validation, "bal_metrics", lambda disc, sets, score: {"f": {"auroc": 0.8}})
+    monkeypatch.setattr(bal_tf.validation, "bal_metrics", lambda disc, sets, score, depths: {"f": {"auroc": 0.8}})
     trained, emitted = [], []
     monkeypatch.setattr(bal_tf.train_bal, "train_bal", lambda gan, train, selection_data, seed, verbose:
                         trained.append(seed) or types.SimpleNamespace(discriminator=None, last_discriminator=None,
@@ -817,7 +819,9 @@ def test_figures_extract_the_test_features_train_py_does_not_cache(tiny_run_copy
     cached.unlink(missing_ok=True)  # what train.py leaves: train features only
     with pytest.raises(SystemExit, match="32-d features; train it with backbone.feature_dim=2"):
         figures.mnist_2d_figures(tiny_run_copy, tmp_path)
-    assert np.load(cached, allow_pickle=False)["features"].shape == (500, 32)
+    from bal_tf.features import FeatureSet
+
+    assert FeatureSet.load(cached).at("penultimate").features.shape == (500, 32)  # the cache holds every depth
 
 
 def test_render_reports_prints_each_raw_report_under_its_command(tmp_path):

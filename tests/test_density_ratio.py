@@ -105,3 +105,13 @@ def test_held_out_calibration_standardizes_and_keeps_the_order():
     assert abs((q75 - q25) / density_ratio.IQR_PER_SIGMA - 1) < 1e-3
     assert (np.argsort(z) == np.argsort(logit + 0.5 * log_q)).all()
     assert density_ratio.calibrated(0.5, logit, log_q, "none") == density_ratio.P2Reading(0.5)
+
+
+def test_a_calibrated_ratio_needs_no_reference_density():
+    from bal_tf.discriminator import build_discriminator
+
+    d = build_discriminator(3, 2, (8,))
+    features, labels = np.random.default_rng(11).normal(size=(16, 3)).astype(np.float32), np.arange(16) % 2
+    scoring_d = density_ratio.build_scoring_discriminator(d, None, [1.5], density_ratio.P2Reading(0.0, 1.0, 2.0))
+    np.testing.assert_allclose(scoring.discriminator_logits(scoring_d, features, labels),
+                               (scoring.discriminator_logits(d, features, labels) - 1.0) / 2.0, rtol=1e-5, atol=1e-6)

@@ -7,6 +7,7 @@ from bal_tf import pipeline
 from bal_tf.config import get_preset
 from bal_tf.data import load_id_split, load_ood_set, to_numpy
 from bal_tf.errors import InputError
+from bal_tf.features import FeatureSet
 from tests.tiny import PLAIN_CNN, tiny_settings
 
 
@@ -48,7 +49,7 @@ def test_mnist_0_to_5_run_and_its_protocol_with_a_two_dimensional_feature_layer(
     assert {row["ood"] for row in results["rows"]} == {"held_out_classes"}
     features = np.load(run_dir / "features" / "train.npz", allow_pickle=False)
     assert features["logits"].shape[1] == 6 and set(features["labels"].tolist()) <= set(range(6))
-    assert features["features"].shape[1] == 2
+    assert FeatureSet.load(run_dir / "features" / "train.npz").at("penultimate").features.shape[1] == 2
     for name in ["confidence_map_bal.png", "confidence_map_max_softmax.png", "roc_held_out_classes.png",
                  "hist_held_out_classes.png"]:
         assert (run_dir / "eval" / name).stat().st_size > 10_000, name

@@ -51,8 +51,9 @@ def test_validation_reads_no_test_data(tiny_run, monkeypatch):
     sets = validation.validation_sets(features)
     assert set(sets.ood) == set(validation.DEFAULT_FAMILIES)
     assert loaded and all(name == "mnist" and split.startswith("train[") for name, split in loaded), loaded
-    scorer = MethodScorer(run, features.split("train"), features.classifier)
+    scorer = MethodScorer(run, features.split("train", depths="stages"), features.classifier, holdout=sets.id)
     per_method = validation.baseline_metrics(scorer, sets)
+    assert {"mahalanobis_depths", "knn_depths"} <= set(per_method)  # the ResNet has depths below h(x)
     from bal_tf.evaluation import load_discriminator
 
     per_method["bal"] = validation.bal_metrics(load_discriminator(run.bal_dir / "discriminator_selected.keras"), sets)

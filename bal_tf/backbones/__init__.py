@@ -84,12 +84,49 @@ def find_feature_layer(model: keras.Model, feature_layer: str | None = None):
     return dense_layers[-1].input
 
 
-def feature_model(model: keras.Model, feature_layer: str | None = None) -> keras.Model:
+def depth_layers(model: keras.Model, feature_layer: str | None = None) -> list:
+    """The layers whose globally pooled outputs are the features below the penultimate one: the
+    last layer at each spatial size (a ResNet's stages, a plain CNN's blocks), shallow to deep.
+    Layers before the first convolution (the input's rescaling) are not features; a stage whose
+    pooled output *is* the penultimate feature (a ResNet's last) is left out, and so is every
+    layer when the classifier has no spatial maps (an MLP)."""
+    features = find_feature_layer(model, feature_layer)
+    last_by_size, seen_conv = {}, False
+    for layer in model.layers:
+        seen_conv = seen_conv or isinstance(layer, (layers.Conv2D, layers.DepthwiseConv2D, layers.SeparableConv2D))
+        shape = getattr(layer, "output", None)
+        shape = None if shape is None or isinstance(shape, (list, tuple)) else shape.shape
+        if seen_conv and shape is not None and len(shape) == 4:
+            last_by_size.pop(tuple(shape[1:3]), None)  # re-inserted: dict order follows the last one
+            last_by_size[tuple(shape[1:3])] = layer
+    chosen = list(last_by_size.values())
+    pooled_from = _pooled_source(features)
+    return [layer for layer in chosen if pooled_from is None or layer.output is not pooled_from]
+
+
+def _pooled_source(tensor):
+    """The 4-D tensor that ``tensor`` is the global average of (through Identity layers), or None."""
+    for _ in range(4):
+        operation = getattr(tensor, "_keras_history", None)
+        operation = operation.operation if operation is not None else None
+        if isinstance(operation, layers.GlobalAveragePooling2D):
+            return operation.input
+        if not isinstance(operation, layers.Identity):
+            return None
+        tensor = operation.input
+    return None
+
+
+def feature_model(model: keras.Model, feature_layer: str | None = None, depths: str = "penultimate") -> keras.Model:
     """Wraps a classifier as ``image -> (features, logits)``.
 
     Logits are the output of the last Dense layer before any softmax: if the classifier ends
     with a softmax (as an activation or a layer), its pre-activation is recomputed from the
     features so that logit-based baselines (Energy, MaxLogit) stay available.
+
+    depths: ``penultimate`` (h(x), the paper's) or ``stages``: the penultimate features followed
+        by the global average pool of each layer of ``depth_layers`` (shallow to deep), one vector
+        (``depth_sizes`` gives the blocks' widths).
     """
     features = find_feature_layer(model, feature_layer)
     head = [layer for layer in model.layers if isinstance(layer, layers.Dense)][-1]
@@ -100,5 +137,19 @@ def feature_model(model: keras.Model, feature_layer: str | None = None) -> keras
         logits = keras.ops.matmul(head.input, head.kernel)
         if head.use_bias:
             logits = logits + head.bias
+    if depths == "stages":
+        pooled = [layers.GlobalAveragePooling2D(name=f"depth_pool_{layer.name}")(layer.output)
+                  for layer in depth_layers(model, feature_layer)]
+        if pooled:
+            features = layers.Concatenate(name="depth_features")([features, *pooled])
+    elif depths != "penultimate":
+        raise ConfigError(f"depths must be 'penultimate' or 'stages'. Received: {depths!r}")
     inputs = model.inputs[0] if len(model.inputs) == 1 else model.inputs
     return keras.Model(inputs, [features, logits], name="feature_model")
+
+
+def depth_sizes(model: keras.Model, feature_layer: str | None = None) -> list[int]:
+    """Widths of the blocks of ``feature_model(..., depths="stages")``'s features: the penultimate
+    features first, then each depth layer's channels."""
+    features = find_feature_layer(model, feature_layer)
+    return [int(features.shape[-1])] + [int(layer.output.shape[-1]) for layer in depth_layers(model, feature_layer)]
