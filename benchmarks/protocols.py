@@ -58,7 +58,10 @@ ARCH_INFIX = {"resnet18": "", "cnn": "-cnn"}
 # most of an evaluation's time) and the plots are skipped there.
 BAL_ROWS_ONLY = ["--no-odin", "--no-plots"]
 METHODS = ["bal", "bal_last", "bal_p2_only", "max_softmax", "max_logit", "energy", "odin", "mahalanobis",
-           "knn", "vim", "generalized_odin", "gcpl", "aec"]
+           "knn", "vim", "generalized_odin", "gcpl", "aec",
+           # the same Mahalanobis and KNN on every depth of the backbone (bal_tf.baselines.DepthMahalanobis,
+           # concatenated_unit_blocks): a lead of BAL on several depths is then not just more features
+           "mahalanobis_depths", "knn_depths"]
 
 
 def run_dir_name(preset: str, seed: int, tag: str | None) -> str:
