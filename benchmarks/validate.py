@@ -713,10 +713,12 @@ def mean_auroc_over_families(summary: RunSummary, variant: str) -> tuple[float, 
 def render_density_ratio_sweep(root: Path) -> str:
     """The sweep's rule applied: mean rank change against the incumbent, and on every run the mean AUROC
     over the families against the incumbent's, beside the larger of the two seed stds."""
-    paths = [root / DR_VALIDATION / f"{run}.jsonl" for run in DR_RUNS]
-    missing = [str(p.relative_to(root)) for p in paths if not p.is_file()]
+    # RUN.jsonl (the seed-0 screen), RUN.seeds12.jsonl (seeds 1 and 2), RUN.ratio.jsonl: one file per
+    # invocation of a code version, since a resumed sweep keeps only the records of its own code
+    paths = sorted(p for run in DR_RUNS for p in (root / DR_VALIDATION).glob(f"{run}*.jsonl"))
+    missing = [run for run in DR_RUNS if not (root / DR_VALIDATION / f"{run}.jsonl").is_file()]
     if missing:
-        return "No records yet in " + ", ".join(f"`{m}`" for m in missing) + ".\n"
+        return "No records yet for " + ", ".join(f"`{m}`" for m in missing) + ".\n"
     per_run = read_runs(paths)
     summaries = {run: summarize_run(per_run[run]) for run in DR_RUNS}
     rows = []
