@@ -1143,3 +1143,30 @@ def test_diagnostics_stamp_their_subcommand_once_and_render_or_demand_a_run(monk
     with pytest.raises(SystemExit):
         diagnose.main(["bal", "--ood", "mnist"])  # no --run
     assert "give --run (one or more) and --ood" in capsys.readouterr().err
+
+
+def test_density_ratio_sweep_applies_the_rank_rule_and_the_no_loss_rule(tmp_path, monkeypatch):
+    import json
+
+    import validate
+
+    monkeypatch.setattr(validate, "DR_RUNS", ["A", "B"])
+    monkeypatch.setattr(validate, "DR_CANDIDATES", {"better": "better", "loses": "loses"})
+    folder = tmp_path / validate.DR_VALIDATION
+    folder.mkdir(parents=True)
+    seeds = lambda *aurocs: [list(a) for a in aurocs]  # noqa: E731
+    for run in ("A", "B"):
+        # "loses" ranks better on A but its mean AUROC on B falls 5 points below the incumbent's
+        bal = {"default": seeds([0.85, 0.85], [0.86, 0.86], [0.84, 0.84]),
+               "better": seeds([0.995, 0.96], [0.995, 0.96], [0.995, 0.96]),
+               "loses": seeds([0.995, 0.96], [0.995, 0.96], [0.995, 0.96]) if run == "A" else
+               seeds([0.80, 0.80], [0.80, 0.80], [0.80, 0.80])}
+        lines = decision_log_records(run, bal)
+        # seeds 1 and 2 in a file of their own, as a resumed sweep of other code writes them
+        (folder / f"{run}.jsonl").write_text("\n".join(json.dumps(r) for r in lines if r["seed"] == 0) + "\n")
+        (folder / f"{run}.seeds12.jsonl").write_text("\n".join(json.dumps(r) for r in lines if r["seed"] > 0) + "\n")
+    text = validate.render_density_ratio_sweep(tmp_path)
+    assert "| better | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | clears the rule (-1.50); loses on no run |" in text
+    assert "loses on B 80.00 < 85.00 - 1.00" in text
+    (folder / "B.jsonl").unlink()
+    assert "No records yet for `B`" in validate.render_density_ratio_sweep(tmp_path)
