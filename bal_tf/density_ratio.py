@@ -84,8 +84,9 @@ class BlendedLogit(layers.Layer):
         super().__init__(**kwargs)
         self.beta, self.shift, self.scale = float(beta), float(shift), float(scale)
 
-    def call(self, logit, log_q):
-        return (logit + self.beta * log_q - self.shift) / self.scale
+    def call(self, logit, log_q=None):
+        blended = logit if log_q is None else logit + self.beta * log_q
+        return (blended - self.shift) / self.scale
 
     def get_config(self):
         return {**super().get_config(), "beta": self.beta, "shift": self.shift, "scale": self.scale}
@@ -136,7 +137,7 @@ def build_scoring_discriminator(discriminator: keras.Model, gaussians: rem.TiedG
     if gaussians is None:
         if reading.beta != 0:
             raise ValueError("A reading with beta != 0 needs the tied Gaussians of log q.")
-        blended = BlendedLogit(reading.beta, reading.shift, reading.scale, name="p2_logit")(logit, logit * 0.0)
+        blended = BlendedLogit(reading.beta, reading.shift, reading.scale, name="p2_logit")(logit)
     else:
         density = ReferenceLogDensity(feature_dim, num_classes, gaussians.rank, scales, name="reference_log_density")
         log_q = density(feature, label)
