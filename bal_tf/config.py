@@ -25,7 +25,6 @@ GeneratorOutput = typing.Literal["auto", "relu", "linear"]
 TrivialSampling = typing.Literal["uniform", "gaussian", "gaussian_tail"]  # Table 3's arms
 NegativeLoss = typing.Literal["bce", "log_d"]
 L1Reference = typing.Literal["batch", "memory_bank"]
-ShellSampling = typing.Literal["none", "radial"]
 DiscriminatorInput = typing.Literal["raw", "whitened"]
 Selection = typing.Literal["synthetic", "last"]
 P2Target = typing.Literal["ratio", "density", "blend"]
@@ -173,32 +172,27 @@ class GANConfig(_ChoicesChecked):
             (Eq. 11), switchable for the Table 1 ablation.
         trivial_sampling: ``uniform`` (batch-wise box, Eqs. 4-5), or Table 3's alternatives:
             ``gaussian`` (whole per-class diagonal Gaussians, dense core included) or
-            ``gaussian_tail`` (only the low-density region of each class's Gaussian,
+            ``gaussian_tail`` (only the low-density region of each class's Gaussian, beyond
             ``shell_radius`` times the class's median radius, labelled with that class).
-        shell_sampling: ``radial`` (ours, the default): negatives mu_c + s (f - mu_c), the batch's
-            features of class c pushed away from its mean, s uniform in ``shell_radius``, labelled
-            c (``negatives.shell``); ``none`` = the paper.
-        shell_radius: ``[low, high]``: how far out, in units of the class's median radius.
-        shell_weight: weight of the shell negatives in L_u (beside lambda_c's trivial ones).
-        boundary_weight: if > 0 (ours, the default), k-NN boundary negatives also enter L_u with
-            this weight: a boundary training feature of class c plus noise, kept only where it
-            lies beyond the class's own k-NN distances, labelled c, as NPOS places its negatives
-            (``negatives.knn_boundary``); 0 = the paper.
-        boundary_scale: ``[low, high]``: the noise's length, in units of the class's ID k-NN level.
-        boundary_k: the k of those k-NN distances.
+        shell_radius: ``[low, high]``: how far out ``gaussian_tail`` samples, in units of the
+            class's median radius.
         ladder_scales / ladder_weight: the ladder references of D's density-ratio target
-            (``bal_tf.density_ratio``): class-conditional Gaussians N(mu_c, s^2 Sigma) (Sigma the
-            class-tied covariance) for s drawn from ``ladder_scales``, labelled c, in L_u with this
-            weight (0 = off). Against them D's logit estimates log p(f|c) - log q(f|c).
-        floor_weight / floor_shrink: references inward of the data, floor + t (f - floor) for the
-            batch's features, t uniform in ``floor_shrink``, labelled with their class (0 = off).
+            (``bal_tf.density_ratio``; ours, the default): class-conditional Gaussians
+            N(mu_c, s^2 Sigma) (Sigma the class-tied covariance) for s drawn from
+            ``ladder_scales``, labelled c, in L_u with this weight (0 = the paper). Against them
+            D's logit estimates log p(f|c) - log q(f|c), and the box is no longer the only
+            reference (the "density chasm": docs/DESIGN.md, "D as a density-ratio estimator").
+        floor_weight / floor_shrink: references inward of the data (ours, the default), floor +
+            t (f - floor) for the batch's features, t uniform in ``floor_shrink``, labelled with
+            their class (0 = the paper): where OOD features of ReLU backbones land, near the
+            origin, no Gaussian reference reaches.
         p2_target: what D's output p2 ranks like (Eq. 2 keeps p1 * p2): ``ratio`` (D's logit, the
             paper), ``density`` (D's logit + log q of the ladder: an estimate of log p(f | c)), or
-            ``blend`` (logit + beta log q, beta in ``density_ratio.BLEND_GRID`` chosen per run,
-            jointly with the checkpoint, on checkpoint selection's synthetic families).
-        p2_calibration: ``none`` (p2 = sigmoid of that value) or ``held_out_id`` (the value
-            minus its median over held-out ID features, over their robust standard deviation,
-            before the sigmoid: p2 then neither saturates nor drowns p1).
+            ``blend`` (the default: logit + beta log q, beta in ``density_ratio.BLEND_GRID`` chosen
+            per run, jointly with the checkpoint, on checkpoint selection's synthetic families).
+        p2_calibration: ``none`` (p2 = sigmoid of that value, the paper) or ``held_out_id`` (the
+            default: the value minus its median over held-out ID features, over their robust
+            standard deviation, before the sigmoid: p2 then neither saturates nor drowns p1).
         discriminator_input: ``raw`` features (the paper) or ``whitened`` (ours, the default: a
             fixed linear layer Sigma^(-1/2) (f - mu) with Sigma the class-tied covariance that
             Mahalanobis uses, so every class is about a unit sphere); the layer is part of D, so it
@@ -242,18 +236,13 @@ class GANConfig(_ChoicesChecked):
     use_shuffle_loss: bool = True
     use_uniform_loss: bool = True
     trivial_sampling: TrivialSampling = "uniform"
-    shell_sampling: ShellSampling = "radial"
     shell_radius: list[float] = dataclasses.field(default_factory=lambda: [2.0, 4.0])
-    shell_weight: float = 3.0
-    boundary_weight: float = 5.0
-    boundary_scale: list[float] = dataclasses.field(default_factory=lambda: [0.15, 0.6])
-    boundary_k: int = 10
     ladder_scales: list[float] = dataclasses.field(default_factory=lambda: [1.5, 2.5, 4.0])
-    ladder_weight: float = 0.0
-    floor_weight: float = 0.0
+    ladder_weight: float = 1.0
+    floor_weight: float = 1.0
     floor_shrink: list[float] = dataclasses.field(default_factory=lambda: [0.0, 0.9])
-    p2_target: P2Target = "ratio"
-    p2_calibration: P2Calibration = "none"
+    p2_target: P2Target = "blend"
+    p2_calibration: P2Calibration = "held_out_id"
     discriminator_input: DiscriminatorInput = "whitened"
     d_ema_decay: float = 0.999
     d_ema_bias_correction: bool = False
@@ -273,12 +262,10 @@ class GANConfig(_ChoicesChecked):
         if not self.ladder_scales or min(self.ladder_scales) <= 0:
             raise errors.ConfigError(f"gan.ladder_scales must be a non-empty list of positive scales. "
                                      f"Received: {self.ladder_scales!r}")
-        for name in ("shell_radius", "boundary_scale", "floor_shrink"):
+        for name in ("shell_radius", "floor_shrink"):
             value = getattr(self, name)
             if len(value) != 2 or not 0 <= value[0] <= value[1]:
                 raise errors.ConfigError(f"gan.{name} must be [low, high] with 0 <= low <= high. Received: {value!r}")
-        if self.boundary_k < 1:
-            raise errors.ConfigError(f"gan.boundary_k must be >= 1. Received: {self.boundary_k!r}")
 
 
 Depths = typing.Literal["penultimate", "stages"]
@@ -333,8 +320,8 @@ def paper_literal_gan() -> GANConfig:
     """
     return GANConfig(negative_loss="log_d", pool_hard_with_trivial=True, l1_reference="memory_bank",
                      epsilon_min=None, epsilon_max=None, d_ema_decay=0.0, selection="last",
-                     trivial_sampling="uniform", shell_sampling="none", boundary_weight=0.0,
-                     discriminator_input="raw")
+                     trivial_sampling="uniform", ladder_weight=0.0, floor_weight=0.0, p2_target="ratio",
+                     p2_calibration="none", discriminator_input="raw")
 
 
 def paper_gan() -> GANConfig:
@@ -365,12 +352,14 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 # A config.json written before one of these GAN options existed was trained without it: read back,
 # the missing field means the option off (the code of that time), not today's default.
 GAN_FIELDS_ABSENT_MEANS = {
-    "d_ema_decay": 0.0, "shell_sampling": "none", "discriminator_input": "raw", "d_ema_bias_correction": False,
-    "boundary_weight": 0.0, "ladder_weight": 0.0, "floor_weight": 0.0, "p2_target": "ratio", "p2_calibration": "none",
+    "d_ema_decay": 0.0, "discriminator_input": "raw", "d_ema_bias_correction": False, "ladder_weight": 0.0,
+    "floor_weight": 0.0, "p2_target": "ratio", "p2_calibration": "none",
 }
 
 # GAN options of experiments that lost on the validation protocol, deleted in the cut of issue 35
-# (docs/results/decision_log.md names each one and the commit where its code can be read). A run
+# and, the hand-placed shells and k-NN boundary negatives, when the density-ratio references
+# replaced them in issue 37 (docs/results/validation/decision_log.md names each one; REMOVED_AT the
+# last commit where its code can be read). A run
 # directory written before the cut holds them: read back, a field at its off value means nothing
 # and is dropped; any other value is a run this code cannot reproduce, and is refused. ``None``:
 # a setting of an option that is off whatever it holds.
@@ -381,7 +370,13 @@ REMOVED_GAN_FIELDS: dict[str, object] = {
     "discriminator_knn_k": None, "discriminator_knn_mode": None, "discriminator_radius_input": "none",
     "discriminator_lipschitz": False, "box_margin": 0.0, "generator_loss": "saturating",
 }
-REMOVED_AT = "05e9f0b"  # the last commit with their code
+REMOVED_IN_ISSUE_37: dict[str, object] = {
+    "shell_sampling": "none", "shell_weight": None, "boundary_weight": 0.0, "boundary_scale": None, "boundary_k": None,
+}
+REMOVED_GAN_FIELDS.update(REMOVED_IN_ISSUE_37)
+# the last commit with each removed option's code
+REMOVED_AT: dict[str, str] = {name: "3aaed79" if name in REMOVED_IN_ISSUE_37 else "05e9f0b"
+                              for name in REMOVED_GAN_FIELDS}
 
 
 def drop_removed_gan_fields(gan: dict) -> dict:
@@ -394,9 +389,9 @@ def drop_removed_gan_fields(gan: dict) -> dict:
         value = kept.pop(name)
         if off is not None and value != off and not (isinstance(off, float) and value == off):
             raise errors.ConfigError(
-                f"Config field gan.{name}={value!r} is an option removed after commit {REMOVED_AT} (an experiment "
-                f"that lost on validation; docs/results/decision_log.md): this version trains only {name}={off!r}. "
-                f"Use bal-tf at {REMOVED_AT} for this run.")
+                f"Config field gan.{name}={value!r} is an option removed after commit {REMOVED_AT[name]} (an "
+                f"experiment that lost on validation; docs/results/validation/decision_log.md): this version trains "
+                f"only {name}={off!r}. Use bal-tf at {REMOVED_AT[name]} for this run.")
     return kept
 
 

@@ -21,6 +21,7 @@ from keras import layers
 from bal_tf import scoring
 from bal_tf.errors import InputError
 from bal_tf.discriminator import OneHot  # noqa: F401  (registers the layer for loading)
+import bal_tf.density_ratio  # noqa: F401  (registers the layers of a scoring D with the density target)
 
 
 @keras.saving.register_keras_serializable(package="bal_tf")

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from bal_tf import baselines, scoring, selection
 import bal_tf.discriminator  # noqa: F401  (registers the layers of saved discriminators)
+import bal_tf.density_ratio  # noqa: F401  (and those of a D scored with the density target)
 from bal_tf import metrics as metrics_lib
 from bal_tf.errors import InputError
 from bal_tf.features import ood_cache_name

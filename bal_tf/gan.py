@@ -26,7 +26,7 @@ class BoundaryAwareGAN(keras.Model):
 
     * D step (lines 3-9): D minimizes L_d = L_t + L_s + L_u (Eq. 11) against the negatives of
       ``bal_tf.negatives`` that the config turns on (trivial box pairs, Eqs. 4-5; shuffled
-      pairs, Eq. 8; hard pairs from G with an FGSM step on z, Eq. 7; the default's own).
+      pairs, Eq. 8; hard pairs from G with an FGSM step on z, Eq. 7; the default's ladder and floor references).
     * G step (lines 11-14): random labels, L_g of Eq. 12.
 
     Args:
@@ -34,10 +34,9 @@ class BoundaryAwareGAN(keras.Model):
         discriminator: ``[feature, label] -> logit``.
         num_classes: K.
         config: the GAN section of the run config.
-        statistics: ``rem.ClassStatistics`` of the training features (shells, Table 3's Gaussians).
+        statistics: ``rem.ClassStatistics`` of the training features (Table 3's Gaussians).
         memory_bank: ``[K, B, m]`` training features per class (``losses.class_memory_bank``):
             Eq. 12's M_c when ``l1_reference="memory_bank"``.
-        boundary_bank: ``rem.BoundaryBank`` of the training features (k-NN boundary negatives).
         gaussians: ``rem.TiedGaussians`` of the training features (the ladder and floor references,
             and the closed-form log q of D's density target).
         seed: seed of the model's own ``SeedGenerator``.
@@ -45,7 +44,7 @@ class BoundaryAwareGAN(keras.Model):
 
     def __init__(self, generator, discriminator, num_classes: int, config: GANConfig,
                  statistics: rem.ClassStatistics | None = None, seed: int = 0,
-                 memory_bank: np.ndarray | None = None, boundary_bank: rem.BoundaryBank | None = None,
+                 memory_bank: np.ndarray | None = None,
                  gaussians: rem.TiedGaussians | None = None, **kwargs):
         super().__init__(**kwargs)
         self.generator = generator
@@ -55,20 +54,16 @@ class BoundaryAwareGAN(keras.Model):
         self.latent_dim = int(generator.inputs[0].shape[-1])
         self.seed_generator = keras.random.SeedGenerator(seed)
         if needs_statistics(config) and statistics is None:
-            raise ConfigError("trivial_sampling='gaussian'/'gaussian_tail' and shell_sampling need the class "
+            raise ConfigError("trivial_sampling='gaussian'/'gaussian_tail' needs the class "
                               "statistics (rem.ClassStatistics.fit on the training features).")
         if config.l1_reference == "memory_bank" and memory_bank is None:
             raise ConfigError("l1_reference='memory_bank' needs the memory bank (losses.class_memory_bank "
                               "on the training features).")
-        if config.boundary_weight > 0 and boundary_bank is None:
-            raise ConfigError("boundary_weight > 0 needs the boundary bank (rem.BoundaryBank.fit on the "
-                              "training features).")
         if needs_gaussians(config) and gaussians is None:
             raise ConfigError("ladder_weight > 0, floor_weight > 0 and p2_target density/blend need the tied "
                               "Gaussians (rem.TiedGaussians.fit on the training features).")
         self.gaussians = gaussians
         self.statistics = statistics
-        self.boundary_bank = boundary_bank
         self.memory_bank = None if memory_bank is None else ops.convert_to_tensor(np.asarray(memory_bank, np.float32))
         self.sources = negatives.active_sources(config)
         self.ema_discriminator = None
@@ -135,7 +130,7 @@ class BoundaryAwareGAN(keras.Model):
         if "hard" in self.sources:
             drawn["hard"] = negatives.hard(self, z, g_labels)
         drawn.update({name: getattr(negatives, name)(self, features, labels)
-                      for name in ("shell", "knn_boundary", "ladder", "floor") if name in self.sources})
+                      for name in ("ladder", "floor") if name in self.sources})
         return [drawn[name] for name in self.sources], (z, g_labels)
 
     def discriminator_loss(self, features, labels, training=True):
@@ -154,9 +149,7 @@ class BoundaryAwareGAN(keras.Model):
         scored = list(zip(sources, source_logits))
         parts = {"d_real": ops.mean(ops.sigmoid(real_logits)), "d_generated": ops.mean(ops.sigmoid(generated_logits))}
         for source, logits in scored:
-            parts[f"d_{source.name}"] = (ops.mean(ops.sigmoid(logits)) if source.mask is None else
-                                         ops.sum(ops.sigmoid(logits) * source.mask)
-                                         / ops.maximum(ops.sum(source.mask), 1.0))
+            parts[f"d_{source.name}"] = ops.mean(ops.sigmoid(logits))
         if cfg.pool_hard_with_trivial and "hard" in self.sources:
             scored = negatives.pool_trivial_and_hard(scored, cfg.lambda_c)
 
@@ -166,7 +159,7 @@ class BoundaryAwareGAN(keras.Model):
         for term in ("l_s", "l_u"):  # Eqs. 8 and 9
             if not self._has_term(term):
                 continue
-            value = losses.term_loss(real_logits, [(source.weight, logits, source.mask) for source, logits in scored
+            value = losses.term_loss(real_logits, [(source.weight, logits) for source, logits in scored
                                                    if source.term == term], cfg.negative_loss)
             parts[term] = value
             d_loss = d_loss + value
@@ -213,7 +206,7 @@ class BoundaryAwareGAN(keras.Model):
 
 
 def needs_statistics(config: GANConfig) -> bool:
-    return config.trivial_sampling in ("gaussian", "gaussian_tail") or config.shell_sampling != "none"
+    return config.trivial_sampling in ("gaussian", "gaussian_tail")
 
 
 def needs_gaussians(config: GANConfig) -> bool:
@@ -239,12 +232,9 @@ def make_gan(config: GANConfig, num_classes: int, train_features: np.ndarray, tr
     if config.l1_reference == "memory_bank":
         memory_bank = losses.class_memory_bank(train_features, train_labels, num_classes, config.memory_bank_size,
                                                seed)
-    boundary_bank = None
-    if config.boundary_weight > 0:
-        boundary_bank = rem.BoundaryBank.fit(train_features, train_labels, num_classes, config.boundary_k, seed)
     gaussians = rem.TiedGaussians.fit(train_features, train_labels, num_classes) if needs_gaussians(config) else None
     gan = BoundaryAwareGAN(generator, discriminator, num_classes, config, statistics, seed=seed,
-                           memory_bank=memory_bank, boundary_bank=boundary_bank, gaussians=gaussians)
+                           memory_bank=memory_bank, gaussians=gaussians)
     gan.compile(
         d_optimizer=keras.optimizers.Adam(config.d_learning_rate, config.beta_1, config.beta_2),
         g_optimizer=keras.optimizers.Adam(config.g_learning_rate, config.beta_1, config.beta_2),

@@ -37,19 +37,17 @@ def ood_loss(logits):
     return ops.mean(ops.softplus(logits))
 
 
-def negative_loss(logits, form: str = "bce", mask=None):
-    """How negative pairs enter Eqs. 8-9, averaged over the pairs whose ``mask`` is 1 (all when
-    ``None``): ``bce`` = E -log(1 - D) (bounded below by 0); ``log_d`` = E log D as printed, with
-    log D = -softplus(-l) clamped at ``LOG_D_FLOOR``."""
+def negative_loss(logits, form: str = "bce"):
+    """How negative pairs enter Eqs. 8-9, averaged over the pairs: ``bce`` = E -log(1 - D)
+    (bounded below by 0); ``log_d`` = E log D as printed, with log D = -softplus(-l) clamped at
+    ``LOG_D_FLOOR``."""
     if form == "bce":
         per_pair = ops.softplus(logits)
     elif form == "log_d":
         per_pair = ops.maximum(-ops.softplus(-logits), LOG_D_FLOOR)
     else:
         raise ValueError(f"form must be bce or log_d. Received: form={form!r}")
-    if mask is None:
-        return ops.mean(per_pair)
-    return ops.sum(per_pair * mask) / ops.maximum(ops.sum(mask), 1.0)
+    return ops.mean(per_pair)
 
 
 def vanilla_loss(real_logits, generated_logits):
@@ -59,12 +57,12 @@ def vanilla_loss(real_logits, generated_logits):
 
 def term_loss(real_logits, weighted_negatives, form: str = "bce"):
     """L_s (Eq. 8) or L_u (Eq. 9): the real pairs as ID, plus each source's negatives with its
-    weight: -E log D(f, c) + sum_i w_i E neg(pairs_i). ``weighted_negatives``: ``(weight, logits,
-    mask)`` per source (``negative_loss``). L_s has one source, T(c)'s pairs, weight 1; L_u has
-    the trivial pairs at lambda_c, the hard ones at ``hard_weight`` and the default's own."""
+    weight: -E log D(f, c) + sum_i w_i E neg(pairs_i). ``weighted_negatives``: ``(weight, logits)``
+    per source (``negative_loss``). L_s has one source, T(c)'s pairs, weight 1; L_u has
+    the trivial pairs at lambda_c, the hard ones at ``hard_weight`` and the default's ladder and floor references at theirs."""
     value = id_loss(real_logits)
-    for weight, logits, mask in weighted_negatives:
-        value = value + weight * negative_loss(logits, form, mask)
+    for weight, logits in weighted_negatives:
+        value = value + weight * negative_loss(logits, form)
     return value
 
 

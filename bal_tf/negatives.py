@@ -1,23 +1,21 @@
 """D's negatives as a list: every kind of pair that D is taught to call OOD, one function each.
 
-Each source returns a :class:`Negatives` (its features, labels, weight, the loss term it belongs to
-and, where only some candidates count, a mask); ``discriminator_loss`` in ``bal_tf.gan`` scores
+Each source returns a :class:`Negatives` (its features, labels, weight and the loss term it belongs
+to); ``discriminator_loss`` in ``bal_tf.gan`` scores
 each source with D and sums them: L_d = L_t + L_s + L_u (Eq. 11), with
 
     L_s = -E log D(f, c) + E neg(f, T(c))                          (Eq. 8, source ``shuffled``)
     L_u = -E log D(f, c) + sum over the L_u sources of weight * E neg(pair)   (Eq. 9)
 
-where neg is ``losses.negative_loss`` (masked where a source has a mask). The sources:
+where neg is ``losses.negative_loss``. The sources:
 
 | source | pairs | paper | on in |
 |---|---|---|---|
 | ``trivial`` | uniform in the batch box, random labels (weight lambda_c) | REM, Eqs. 4-5 | every preset |
 | ``hard`` | G(z', c), z' the FGSM step on z (weight ``hard_weight``) | RSM, Eq. 7 | every preset |
 | ``shuffled`` | real features with a wrong label T(c) (L_s) | RDM, Eq. 8 | every preset |
-| ``shell`` | each class's features pushed 2-4x away from its mean | ours | ``default`` |
-| ``knn_boundary`` | boundary features plus noise beyond the class's k-NN level | ours (NPOS's placement) | ``default`` |
-| ``ladder`` | class-conditional Gaussians N(mu_c, s^2 Sigma), s in ``ladder_scales`` (closed-form density) | ours (telescoping references) | ``ladder_weight`` > 0 |
-| ``floor`` | the batch's features shrunk toward the features' floor | ours | ``floor_weight`` > 0 |
+| ``ladder`` | class-conditional Gaussians N(mu_c, s^2 Sigma), s in ``ladder_scales`` (closed-form density) | ours (telescoping references) | ``default`` |
+| ``floor`` | the batch's features shrunk toward the features' floor | ours | ``default`` |
 
 The last two are the references of D's density-ratio target (``bal_tf.density_ratio``): against
 them D's logit estimates log p(f | c) - log q(f | c) (noise-contrastive estimation).
@@ -40,7 +38,7 @@ from keras import ops
 from bal_tf import generator, rem
 from bal_tf.config import GANConfig
 
-SOURCE_ORDER = ("trivial", "shuffled", "hard", "shell", "knn_boundary", "ladder", "floor")
+SOURCE_ORDER = ("trivial", "shuffled", "hard", "ladder", "floor")
 
 
 @dataclasses.dataclass
@@ -52,7 +50,6 @@ class Negatives:
     labels: typing.Any
     weight: float
     term: str  # "l_s" or "l_u": the term of L_d (Eq. 11) it belongs to (the Table 1 switches)
-    mask: typing.Any = None  # 1 where a candidate is a negative pair; None: every pair is
 
 
 def active_sources(config: GANConfig) -> list[str]:
@@ -61,8 +58,6 @@ def active_sources(config: GANConfig) -> list[str]:
         "trivial": config.use_uniform_loss,
         "shuffled": config.use_shuffle_loss,
         "hard": config.use_uniform_loss,
-        "shell": config.use_uniform_loss and config.shell_sampling != "none",
-        "knn_boundary": config.use_uniform_loss and config.boundary_weight > 0,
         "ladder": config.use_uniform_loss and config.ladder_weight > 0,
         "floor": config.use_uniform_loss and config.floor_weight > 0,
     }
@@ -80,8 +75,7 @@ def trivial(gan, features, labels) -> Negatives:
     elif cfg.trivial_sampling == "gaussian_tail":
         # Table 3's Gaussian arm as the paper words it: "the low density area of each category is
         # treated as OOD region", labelled with that category.
-        points = rem.sample_class_shell(random_labels, gan.statistics, cfg.shell_radius, gan.seed_generator,
-                                        mode="gaussian_tail")
+        points = rem.sample_gaussian_tail(random_labels, gan.statistics, cfg.shell_radius, gan.seed_generator)
     else:
         points = rem.sample_class_gaussian(random_labels, gan.statistics.means, gan.statistics.stds,
                                            gan.seed_generator)
@@ -118,24 +112,6 @@ def hard(gan, z, g_labels) -> Negatives:
                                    cfg.epsilon_max, gan.seed_generator)
     z_adv = generator.fgsm_latent(gan.generator, gan.discriminator, z, g_labels, eps)
     return Negatives("hard", gan.generator([z_adv, g_labels], training=False), g_labels, cfg.hard_weight, "l_u")
-
-
-def shell(gan, features, labels) -> Negatives:
-    """Ours: radial shells, mu_c + s (f - mu_c) with s uniform in ``shell_radius`` for the batch's
-    own features, labelled with their class (``rem.sample_class_shell``)."""
-    cfg = gan.gan_config
-    points = rem.sample_class_shell(labels, gan.statistics, cfg.shell_radius, gan.seed_generator,
-                                    features=features, mode=cfg.shell_sampling)
-    return Negatives("shell", points, labels, cfg.shell_weight, "l_u")
-
-
-def knn_boundary(gan, features, labels) -> Negatives:
-    """Ours: k-NN boundary negatives of the batch's classes, masked to the candidates that left
-    their class's k-NN neighbourhood (``rem.sample_knn_boundary``)."""
-    cfg = gan.gan_config
-    points, point_labels, mask = rem.sample_knn_boundary(labels, gan.boundary_bank, cfg.boundary_scale,
-                                                         gan.seed_generator)
-    return Negatives("knn_boundary", points, point_labels, cfg.boundary_weight, "l_u", mask)
 
 
 def ladder(gan, features, labels) -> Negatives:

@@ -36,8 +36,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
                         f"{', '.join(sorted(config_lib.PRESETS))}")
     parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
                         help="BAL GAN settings: 'default' (ours: D on whitened features, the paper's negatives "
-                        "plus radial shells and k-NN boundary negatives, EMA of D, checkpoint selection on "
-                        "synthetic OOD), 'paper_literal' (the paper as printed: +log D negatives, M_c from the "
+                        "plus density-ratio references (a ladder of inflated class Gaussians, features shrunk "
+                        "toward the floor), p2 a held-out-calibrated blend of D's ratio and density, EMA of D, "
+                        "checkpoint selection on synthetic OOD), 'paper_literal' (the paper as printed: +log D negatives, M_c from the "
                         "training set, no averaging, last epoch) or 'paper' (paper_literal with bounded "
                         "negatives, a debiased average of D and synthetic selection); docs/DESIGN.md")
     parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")

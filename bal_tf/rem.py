@@ -1,13 +1,10 @@
-"""REM (Sec. 4.1): where the trivial OOD features come from, and this project's two REM-side
-negatives of the default.
+"""REM (Sec. 4.1): where the trivial OOD features come from, and the references of the
+default's density-ratio target.
 
 * The paper's trivial features: uniform in the batch-wise box [min f, max f] with random labels
   (Eqs. 4-5); for the Table 3 ablation, per-class Gaussians instead (whole, or only their
-  low-density tails, as the paper words that arm).
-* Ours (docs/DESIGN.md, "The default"): radial shells, each class's own features pushed away
-  from its mean (``sample_class_shell``), and k-NN boundary negatives, boundary features of a
-  class plus noise kept only where they leave the class's k-NN neighbourhood
-  (``sample_knn_boundary``, as NPOS places its negatives).
+  low-density tails beyond a likelihood level, ``sample_gaussian_tail``, as the paper words that
+  arm).
 * The references of D's density-ratio target (``bal_tf.density_ratio``): a ladder of inflated
   class-conditional Gaussians, mu_c + s Sigma^(1/2) eps for a few s between the data and the box
   (``sample_gaussian_ladder``, closed-form density ``TiedGaussians.log_density``), and features
@@ -70,7 +67,7 @@ class ClassStatistics:
     Attributes:
         means / stds: ``[K, m]`` per-class mean and per-dimension standard deviation.
         radii: ``[K]`` the median diagonal-Mahalanobis distance of class c's features to its mean
-            (||(f - mu_c) / sigma_c||): the unit in which shell negatives are placed.
+            (||(f - mu_c) / sigma_c||): the unit in which Gaussian-tail negatives are placed.
         floor: ``[m]`` the smallest value of each dimension over the training features (0 after
             ReLU): negatives are clipped to it, so they never differ from ID by a sign alone.
     """
@@ -101,145 +98,22 @@ class ClassStatistics:
                    np.asarray(radii, np.float32), features.min(0).astype(np.float32))
 
 
-def sample_class_shell(labels, statistics: ClassStatistics, radius_range, seed, features=None,
-                       mode: str = "gaussian_tail"):
-    """Negatives from the low-density region of each class c (labelled c).
-
-    ``gaussian_tail``: mu_c + sigma_c * r * u, u uniform on the unit sphere and r uniform in
-        ``radius_range`` times class c's median Mahalanobis radius: the tail of the per-class
-        diagonal Gaussian beyond a likelihood level (VOS, Du et al. 2022, samples such tails).
-    ``radial``: mu_c + s * (f - mu_c) for the real features f of class c, s uniform in
-        ``radius_range``: the class's own points pushed outward, so the shell follows the class's
-        shape rather than a Gaussian's.
-
-    Both are clipped below at the features' floor (0 after ReLU).
+def sample_gaussian_tail(labels, statistics: ClassStatistics, radius_range, seed):
+    """Negatives from the low-density region of each class c (labelled c): mu_c + sigma_c * r * u,
+    u uniform on the unit sphere and r uniform in ``radius_range`` times class c's median
+    Mahalanobis radius, the tail of the per-class diagonal Gaussian beyond a likelihood level
+    (Table 3's "Gaussian tail" arm; VOS, Du et al. 2022, samples such tails). Clipped below at
+    the features' floor (0 after ReLU).
     """
     labels = ops.cast(labels, "int32")
     means = ops.take(ops.convert_to_tensor(statistics.means), labels, axis=0)
+    stds = ops.take(ops.convert_to_tensor(statistics.stds), labels, axis=0)
+    radii = ops.take(ops.convert_to_tensor(statistics.radii), labels, axis=0)[:, None]
     low, high = float(radius_range[0]), float(radius_range[1])
-    count = ops.shape(labels)[0]
-    scale = low + (high - low) * keras.random.uniform((count, 1), seed=seed)
-    if mode == "gaussian_tail":
-        stds = ops.take(ops.convert_to_tensor(statistics.stds), labels, axis=0)
-        radii = ops.take(ops.convert_to_tensor(statistics.radii), labels, axis=0)[:, None]
-        direction = keras.random.normal(ops.shape(means), seed=seed)
-        direction = direction / ops.maximum(ops.norm(direction, axis=1, keepdims=True), 1e-6)
-        shell = means + stds * (scale * radii) * direction
-    elif mode == "radial":
-        if features is None:
-            raise ValueError("sample_class_shell(mode='radial') needs the real features of the labels.")
-        shell = means + scale * (ops.convert_to_tensor(features) - means)
-    else:
-        raise ValueError(f"mode must be gaussian_tail or radial. Received: mode={mode!r}")
-    return ops.maximum(shell, ops.convert_to_tensor(statistics.floor))
-
-
-@dataclasses.dataclass(frozen=True)
-class BoundaryBank:
-    """What k-NN boundary negatives are drawn from, fixed before the GAN trains (NPOS, Tao et al.
-    2023, places its negatives this way: boundary ID points plus noise, the least ID-like kept).
-
-    Distances are measured between L2-normalized features, as the KNN detector measures them:
-    on the validation runs that k-NN distance separates held-out classes better than the same
-    distance after class-tied whitening (99.1 / 98.7 / 73.9 against 97.9 / 92.6 / 72.5 AUROC on
-    the three runs' held-out-class validation sets, 1000 reference features per class, k = 10).
-
-    Attributes:
-        points: ``[K, B, m]`` boundary training features of each class (raw, as D receives them):
-            the ``BOUNDARY_QUANTILE`` of class members whose k-th nearest class neighbour is farthest.
-        reference: ``[K, R, m]`` L2-normalized training features per class, the neighbours
-            against which a candidate's k-th nearest-neighbour distance is measured.
-        levels: ``[K]`` the ID level: the ``LEVEL_QUANTILE`` quantile of class c's own k-NN
-            distances; a candidate counts as a negative only beyond it.
-        floor: ``[m]`` per-dimension minimum of the training features (candidates are clipped to it).
-        k: the k of the k-NN distance.
-    """
-
-    points: np.ndarray
-    reference: np.ndarray
-    levels: np.ndarray
-    floor: np.ndarray
-    k: int
-
-    BOUNDARY_QUANTILE = 0.2   # the outer 20% of each class (by k-NN distance) seeds the candidates
-    LEVEL_QUANTILE = 0.95     # a candidate must lie beyond 95% of the class's own k-NN distances
-    REFERENCE_SIZE = 1000     # per class: a [batch, K * 1000] distance matrix per step
-
-    @classmethod
-    def fit(cls, features, labels, num_classes: int, k: int = 10, seed: int = 0) -> "BoundaryBank":
-        features = np.asarray(features, np.float32)
-        labels = np.asarray(labels)
-        if not 0 < k < cls.REFERENCE_SIZE:
-            raise ValueError(f"k must be in [1, {cls.REFERENCE_SIZE - 1}]. Received: k={k}")
-        rng = np.random.default_rng(seed)
-        normalized = features / np.maximum(np.linalg.norm(features, axis=1, keepdims=True), 1e-12)
-        size = cls.REFERENCE_SIZE
-        boundary_size = max(int(round(size * cls.BOUNDARY_QUANTILE)), 1)
-        points, reference, levels = [], [], []
-        for c in range(num_classes):
-            members = np.flatnonzero(labels == c)
-            if len(members) <= k:  # too few to define a neighbourhood: the whole set stands in
-                members = np.arange(len(features))
-            chosen = rng.choice(members, min(size, len(members)), replace=False)
-            cloud = normalized[chosen].astype(np.float64)
-            distances = np.sqrt(np.maximum(2.0 - 2.0 * cloud @ cloud.T, 0.0))  # unit vectors
-            np.fill_diagonal(distances, np.inf)  # a point is not its own neighbour
-            kth = np.partition(distances, min(k, len(chosen) - 1) - 1, axis=1)[:, min(k, len(chosen) - 1) - 1]
-            outer = chosen[np.argsort(kth)[::-1][:max(int(round(len(chosen) * cls.BOUNDARY_QUANTILE)), 1)]]
-            points.append(features[np.resize(outer, boundary_size)])  # one width for every class
-            reference.append(np.resize(cloud, (size, cloud.shape[1])))  # repeats only for tiny classes
-            levels.append(np.quantile(kth, cls.LEVEL_QUANTILE))
-        return cls(np.stack(points).astype(np.float32), np.stack(reference).astype(np.float32),
-                   np.asarray(levels, np.float32), features.min(0).astype(np.float32), k)
-
-
-def sample_knn_boundary(labels, bank: BoundaryBank, scale_range, seed):
-    """k-NN boundary negatives for the classes ``labels`` (an REM option).
-
-    For each label c: a random boundary point f of class c, moved on the unit sphere's scale by
-    noise of length ``s`` times class c's ID level (s uniform in ``scale_range``, direction
-    uniformly random), rescaled to ||f|| and clipped to the features' floor. Returns the
-    candidates, their labels and a mask, 1 where the candidate's k-NN distance to class c
-    exceeds the class's ID level (NPOS keeps only those), so a candidate that fell back into
-    the class is never called OOD.
-    """
-    labels = ops.cast(labels, "int32")
-    count = ops.shape(labels)[0]
-    points = ops.convert_to_tensor(bank.points)
-    dim = bank.reference.shape[2]
-    index = keras.random.randint((count,), 0, points.shape[1], seed=seed, dtype="int32")
-    start = ops.take(ops.reshape(points, (-1, dim)), labels * points.shape[1] + index, axis=0)
-    norms = ops.maximum(ops.norm(start, axis=1, keepdims=True), 1e-12)
-    levels = ops.take(ops.convert_to_tensor(bank.levels), labels, axis=0)[:, None]
-    low, high = float(scale_range[0]), float(scale_range[1])
-    scale = low + (high - low) * keras.random.uniform((count, 1), seed=seed)
-    direction = keras.random.normal(ops.shape(start), seed=seed)
+    scale = low + (high - low) * keras.random.uniform((ops.shape(labels)[0], 1), seed=seed)
+    direction = keras.random.normal(ops.shape(means), seed=seed)
     direction = direction / ops.maximum(ops.norm(direction, axis=1, keepdims=True), 1e-6)
-    candidates = (start / norms + scale * levels * direction) * norms
-    candidates = ops.maximum(candidates, ops.convert_to_tensor(bank.floor))
-    unit = candidates / ops.maximum(ops.norm(candidates, axis=1, keepdims=True), 1e-12)
-    kth = ops.sqrt(kth_squared_distance(unit, labels, bank.reference, bank.k))[:, None]
-    mask = ops.cast(kth > levels, candidates.dtype)[:, 0]
-    return candidates, labels, mask
-
-
-def kth_squared_distance(unit, labels, reference, k: int):
-    """Squared distance of each unit vector ``unit[i]`` to its k-th nearest neighbour among its
-    own class's unit reference vectors ``reference[labels[i]]`` (``[K, R, m]``).
-
-    The candidates are split by class, so each meets only its own class's R references: K
-    products of ``[N_c, m] x [m, R]``, a K-th of the arithmetic of one product against all K R
-    references (the k-NN source was a third of a stage-2 step that way).
-    """
-    classes = int(reference.shape[0])
-    reference = tf.convert_to_tensor(reference)
-    positions = tf.dynamic_partition(tf.range(tf.shape(labels)[0]), labels, classes)
-    per_class = tf.dynamic_partition(unit, labels, classes)
-    kth = []
-    for c, members in enumerate(per_class):
-        squared = tf.maximum(2.0 - 2.0 * tf.matmul(members, reference[c], transpose_b=True), 0.0)  # unit vectors
-        kth.append(-tf.math.top_k(-squared, k)[0][:, -1])  # the k smallest, the k-th last
-    return tf.dynamic_stitch(positions, kth)
+    return ops.maximum(means + stds * (scale * radii) * direction, ops.convert_to_tensor(statistics.floor))
 
 
 @dataclasses.dataclass(frozen=True)

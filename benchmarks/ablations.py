@@ -31,11 +31,12 @@ import numpy as np
 from tables import SPREAD_LABEL, append_jsonl, classifier_digest, markdown_table, mean_std, resume_sweep, split_variant
 
 # Every table ablates the paper's own negatives and D input (the batch box, shuffled pairs and hard
-# features into a D on raw features; the former `stable` preset), whatever the run's default: the
-# default's shell and k-NN boundary negatives enter L_u and would blur Table 1's "without L_u" rows
-# and Table 3's trivial-sampling arms. The paper's ablation settings are these overrides, not presets.
-PAPER_NEGATIVES = ["gan.shell_sampling=none", "gan.shell_weight=1.0", "gan.shell_radius=[1.5,4.0]",
-                   "gan.boundary_weight=0.0", "gan.discriminator_input=raw"]
+# features into a D on raw features, p2 = sigmoid of D's logit; the former `stable` preset),
+# whatever the run's default: the default's ladder and floor references enter L_u and would blur
+# Table 1's "without L_u" rows and Table 3's trivial-sampling arms. ``shell_radius`` [1.5, 4] is the
+# Gaussian-tail arm's. The paper's ablation settings are these overrides, not presets.
+PAPER_NEGATIVES = ["gan.ladder_weight=0.0", "gan.floor_weight=0.0", "gan.p2_target=ratio", "gan.p2_calibration=none",
+                   "gan.shell_radius=[1.5,4.0]", "gan.discriminator_input=raw"]
 
 # Table 1: the loss combinations of L_d (Eq. 11). L_t alone drops both trivial and hard negatives.
 TABLE1 = {

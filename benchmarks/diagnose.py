@@ -52,8 +52,9 @@ def quantiles(values) -> dict:
 
 
 def distance_bands(shell_radius) -> list[tuple[float, float]]:
-    """[0, 1.5), [1.5, shell start), [shell start, shell end), [shell end, inf): ID-like, between
-    the ID and the shells, inside the shells, beyond them."""
+    """[0, 1.5), [1.5, inner), [inner, outer), [outer, inf): ID-like, between the ID and the
+    references (a run's ladder scales; its radial shells' radii before issue 37), among them,
+    beyond them."""
     inner, outer = (float(r) for r in shell_radius)
     edges = sorted({0.0, min(ID_LIKE, inner), inner, outer}) + [float("inf")]
     return list(zip(edges[:-1], edges[1:]))
@@ -102,12 +103,16 @@ def load_run(run_dir: Path, ood: str) -> dict:
     classes = train["logits"].shape[1]
     relative = whitened_class_distance(train["features"], train["labels"], classes)
     config = json.loads((run_dir / "config.json").read_text())
-    shell_radius = config["gan"].get("shell_radius", [2.0, 4.0])
+    gan = config["gan"]
+    # the bands' edges: where the run placed its references (ladder scales s: s class radii), or,
+    # a run of before issue 37, its radial shells
+    shell_radius = ([min(gan["ladder_scales"]), max(gan["ladder_scales"])] if gan.get("ladder_weight", 0.0) > 0
+                    else gan.get("shell_radius", [2.0, 4.0]))
     report = run_geometry(relative(test["features"], test["logits"].argmax(1)),
                           relative(ood_set["features"], ood_set["logits"].argmax(1)),
                           {name: scores[f"id/{name}"] for name, _ in SCORES[1:]},
                           {name: scores[f"{ood}/{name}"] for name, _ in SCORES[1:]}, shell_radius)
-    return {"run": str(run_dir), "seed": config.get("seed"), "shell_sampling": config["gan"].get("shell_sampling"),
+    return {"run": str(run_dir), "seed": config.get("seed"), "shell_sampling": gan.get("shell_sampling", "none"),
             "shell_radius": shell_radius, **report}
 
 
@@ -120,8 +125,8 @@ def bal_markdown(report: dict) -> str:
 
     radii = runs[0]["shell_radius"]
     head = (f"{report['cell']} (commit {report['commit']}, {report.get('machine', 'machine unknown')}): "
-            f"distance to the predicted class's mean in D's whitened space, in class radii; the runs' shells "
-            f"span {radii[0]}-{radii[1]}. Mean ± sample std (ddof=1) over {seeds} seeds" if seeds > 1 else
+            f"distance to the predicted class's mean in D's whitened space, in class radii; the runs' references "
+            f"(ladder scales, or radial shells before issue 37) span {radii[0]}-{radii[1]}. Mean ± sample std (ddof=1) over {seeds} seeds" if seeds > 1 else
             f"{report['cell']} (commit {report['commit']}): one seed")
     lines = [head + ".", "",
              "| median distance ID | median distance OOD | " + " | ".join(f"AUROC {label}" for _, label in SCORES) + " |",

@@ -41,14 +41,13 @@ def toy_figures(out: Path, seed: int) -> list[Path]:
     ]
 
 
-NEGATIVE_LABELS = {"trivial": "trivial (REM)", "hard": "hard G(z', c) (RSM)", "shell": "radial shells (ours)",
-                   "knn_boundary": "k-NN boundary, kept (ours)"}
+NEGATIVE_LABELS = {"trivial": "trivial (REM)", "hard": "hard G(z', c) (RSM)", "ladder": "Gaussian ladder (ours)",
+                   "floor": "shrunk toward the floor (ours)"}
 
 
 def negative_samples(gan, features, labels) -> dict[str, np.ndarray]:
     """One draw of each negative source the GAN trains D against, for a batch of real features
-    (the shuffled pairs are real features with wrong labels: nothing new to draw); a masked
-    source shows its kept candidates only."""
+    (the shuffled pairs are real features with wrong labels: nothing new to draw)."""
     from bal_tf import negatives
 
     out = {}
@@ -59,8 +58,7 @@ def negative_samples(gan, features, labels) -> dict[str, np.ndarray]:
             drawn = negatives.hard(gan, *negatives.generated_latents(gan, int(features.shape[0])))
         else:
             drawn = getattr(negatives, name)(gan, features, labels)
-        points = np.asarray(drawn.features)
-        out[NEGATIVE_LABELS[name]] = points if drawn.mask is None else points[np.asarray(drawn.mask) > 0]
+        out[NEGATIVE_LABELS[name]] = np.asarray(drawn.features)
     return out
 
 

@@ -234,7 +234,7 @@ def jobs(runs_root: str) -> list[Job]:
               "docs/results/diagnostics.md#gcpl-geometry")],
             raw=[f"{RESULTS}/gcpl_geometry_{run}.json" for run, _ in GCPL_GEOMETRY_RUNS],
             depends=["benchmarks/diagnose.py"]),
-        Job("bal-geometry", "why BAL scores what it does per protocol cell: test OOD features vs D's shells, "
+        Job("bal-geometry", "why BAL scores what it does per protocol cell: test OOD features vs the bands of D's references, "
             "D alone vs the distance alone (explains, chooses nothing)",
             [python("benchmarks/diagnose.py", "bal", *[arg for run in runs for arg in ("--run", f"{r}/{run}")],
                     "--ood", ood, "--cell", f"{protocol}, {arch}: {ood}", "--out", bal_geometry_file(protocol, arch, ood))

@@ -545,16 +545,17 @@ kept; the numbers say what a faster step has to remove.
 STEP_VARIANTS = {
     "default": ([], {}),
     "default, one step per call": (["gan.steps_per_execution=1"], {}),
-    "no k-NN boundary negatives": (["gan.boundary_weight=0.0"], {}),
-    "no shells": (["gan.shell_sampling=none"], {}),
-    "the paper's negatives only": (["gan.boundary_weight=0.0", "gan.shell_sampling=none",
-                                    "gan.discriminator_input=raw"], {}),
+    "no floor references": (["gan.floor_weight=0.0"], {}),
+    "no ladder references": (["gan.ladder_weight=0.0"], {}),
+    "the paper's negatives only": (["gan.ladder_weight=0.0", "gan.floor_weight=0.0", "gan.p2_target=ratio",
+                                    "gan.p2_calibration=none", "gan.discriminator_input=raw"], {}),
     "no EMA of D": (["gan.d_ema_decay=0.0"], {}),
     "batch 256 (a step of 256 features)": (["gan.batch_size=256"], {}),
 }
-# XLA (jit_compile) is not a variant: the k-NN source splits its batch by class (dynamic
-# shapes, which XLA does not compile), and before that split XLA made the step slower on these
-# CPUs (37.7 against 19.7 ms at ca8dbc2: docs/results/step_profile_before_ca8dbc2_avx2.json).
+# XLA (jit_compile) is not a variant: before issue 37 the k-NN source split its batch by class
+# (dynamic shapes, which XLA does not compile), and before that split XLA made the step slower on
+# these CPUs (37.7 against 19.7 ms at ca8dbc2: docs/results/step_profile_before_ca8dbc2_avx2.json);
+# without that source it has not been re-measured.
 
 
 def synthetic_features(count: int = 54000, dim: int = 128, classes: int = 10, seed: int = 0):

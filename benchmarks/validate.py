@@ -327,7 +327,7 @@ FAMILY_NAMES = {"pixel_permutation": "pixel permutation", "patch_shuffle": "patc
 STABLE = "default"  # records before `0566035`: the default of the day (the `stable` preset, deleted after 05e9f0b)
 WHITENED_SHELLS = "gan.discriminator_input=whitened,gan.shell_sampling=radial,gan.shell_weight=3.0"
 NO_BOUNDARY = "gan_preset=default,gan.shell_radius=[2.0,4.0]"  # the default of 8ae86c3
-BOUNDARY = "gan_preset=default,gan.boundary_weight=5.0,gan.boundary_scale=[0.15,0.6]"  # today's default
+BOUNDARY = "gan_preset=default,gan.boundary_weight=5.0,gan.boundary_scale=[0.15,0.6]"  # the default from issue 35 until issue 37
 TOP1 = "gan_preset=default | D ensemble: top1:default"  # today's default read by epoch_ensembles.py
 
 
@@ -349,6 +349,7 @@ class Decision:
 
 
 CUT = "05e9f0b"  # the last commit holding the code of every experiment deleted in the cut (issue 35)
+DR_CUT = "3aaed79"  # the last commit holding shells and k-NN negatives (deleted in issue 37)
 LIBRARY = "HEAD"  # the option is still a field of GANConfig (bal_tf/config.py)
 
 # One row per experiment: what came of it, and the commit where its code can be read.
@@ -364,13 +365,16 @@ OUTCOMES = {
     "shells-on-stable": ("radial shells and D's whitened input together cleared the rule (the default since "
                          "`0566035`); `standardized`, `l2_normalized` inputs, Gaussian-tail shells, between-class "
                          "mixes lost and were deleted", CUT),
-    "shell-radius": ("shells from 2 class radii (was 1.5): cleared the rule", LIBRARY),
-    "extra-negatives": ("k-NN boundary negatives at weight 5 cleared the rule (the default); between-class mixes "
-                        "lost and were deleted (`between_class_*`)", CUT),
+    "shell-radius": ("shells from 2 class radii (was 1.5): cleared the rule; the shells lost to D's references in "
+                     "issue 37 and were deleted (`shell_sampling=radial`, `shell_weight`)", DR_CUT),
+    "extra-negatives": ("k-NN boundary negatives at weight 5 cleared the rule (the default until issue 37, where "
+                        "they lost to D's references and were deleted: `boundary_*`); between-class mixes lost and "
+                        "were deleted (`between_class_*`, code at `05e9f0b`)", DR_CUT),
     "lipschitz": ("lost: a spectral-norm bound on D ranks worse; deleted (`discriminator_lipschitz`)", CUT),
     "knn-input": ("lost: D's k-NN distance input, concat or monotone; deleted (`discriminator_knn_*`)", CUT),
     "graded-targets": ("lost: graded boundary targets; deleted (`boundary_targets`, `boundary_target_range`)", CUT),
-    "boundary-weight-10": ("kept weight 5: 10 does not clear the rule", LIBRARY),
+    "boundary-weight-10": ("kept weight 5: 10 does not clear the rule; the k-NN negatives deleted in issue 37",
+                           DR_CUT),
     "paper-as-default": ("not taken: `paper` and `paper_literal` rank worse; they stay presets", LIBRARY),
     "radius-input": ("lost: D's Mahalanobis-radius input; deleted (`discriminator_radius_input`)", CUT),
     "ensembles": ("lost: D averaged over epochs; deleted (`validation.ensemble_*`, `epoch_ensembles.py`)", CUT),
@@ -385,6 +389,20 @@ OUTCOMES = {
                       "(the section's last row); re-decided in the method issue's one sweep", LIBRARY),
 }
 
+# Issue 37's decisions (title, outcome, evidence anchor, code at): the sections of the sweep below.
+DR_OUTCOMES = [
+    ("D's references (ladder and floor) in place of shells and k-NN negatives",
+     "taken: the default (clears the rule, loses on no run); the shells and k-NN negatives deleted", "density-ratio",
+     DR_CUT),
+    ("the references on top of shells and k-NN negatives", "not taken: within the rule's 0.25 of the references "
+     "alone (seed 0 against their 3 seeds), with more parts, and fewer parts win; the screen rule would have given "
+     "it seeds 1-2, which it did not get", "density-ratio", DR_CUT),
+    ("p2 = the density (logit + log q) / the calibrated ratio", "lost to the blend; both stay `p2_target` values: "
+     "the ratio is the paper presets' target, the density the blend's end point (beta = 1) and the toy test's "
+     "target", "density-ratio",
+     LIBRARY),
+]
+
 
 def outcome_table() -> str:
     """The log in one table: a row per experiment, its evidence section and where its code is."""
@@ -393,6 +411,9 @@ def outcome_table() -> str:
         outcome, code = OUTCOMES[decision.anchor]
         code_cell = "this checkout" if code == LIBRARY else f"`{code}` (`git show {code}:bal_tf/config.py`)"
         rows.append([decision.title, outcome, f"[`{decision.anchor}`](#{decision.anchor})", code_cell])
+    for title, outcome, anchor, code in DR_OUTCOMES:
+        code_cell = "this checkout" if code == LIBRARY else f"`{code}` (`git show {code}:bal_tf/config.py`)"
+        rows.append([title, outcome, f"[`{anchor}`](#{anchor})", code_cell])
     return markdown_table(["experiment", "outcome", "evidence", "code at"], rows) + "\n"
 
 
@@ -689,18 +710,26 @@ def render_at_one_commit(root: Path) -> str:
 
 
 # Issue 37's sweep (DESIGN.md, "The density-ratio sweep's rule"): four validation runs with the
-# classifiers of the MNIST CPU presets of issue 36, the incumbent and the candidates, records in
-# docs/results/validation/density_ratio/RUN-seed0.jsonl.
+# classifiers of the MNIST CPU presets of issue 36. Round 1 (records in
+# docs/results/validation/density_ratio/RUN-seed0*.jsonl, measured before `3aaed79`): the incumbent
+# and the references; round 2 (density_ratio/second/, at `3aaed79`, whose fields the variants name):
+# the references' default, its EMA and its depths.
 DR_VALIDATION = f"{VALIDATION}/density_ratio"
+DR_SECOND = f"{DR_VALIDATION}/second"
 DR_RUNS = ["mnist-4to9-cpu-seed0", "mnist-4to9-cnn-cpu-seed0", "fashion_mnist-4to9-cpu-seed0",
            "fashion_mnist-4to9-cnn-cpu-seed0"]
 DR_REFERENCES = "gan.ladder_weight=1.0,gan.floor_weight=1.0,gan.p2_calibration=held_out_id"
 DR_LEAN = "gan.shell_sampling=none,gan.boundary_weight=0.0," + DR_REFERENCES
+DR_DEFAULT = DR_LEAN + ",gan.p2_target=blend"  # round 1's winner: the default since issue 37
 DR_CANDIDATES = {
     "references on the default, blended p2": DR_REFERENCES + ",gan.p2_target=blend",
-    "references in place of shells and k-NN negatives, blended p2": DR_LEAN + ",gan.p2_target=blend",
+    "references in place of shells and k-NN negatives, blended p2": DR_DEFAULT,
     "the same, p2 = the density": DR_LEAN + ",gan.p2_target=density",
     "the same, p2 = the ratio (calibrated)": DR_LEAN + ",gan.p2_target=ratio",
+}
+DR_SECOND_CANDIDATES = {
+    "the same, no EMA of D": DR_DEFAULT + ",gan.d_ema_decay=0.0",
+    "the same, features at every stage": DR_DEFAULT + ",features.depths=stages",
 }
 
 
@@ -710,43 +739,57 @@ def mean_auroc_over_families(summary: RunSummary, variant: str) -> tuple[float, 
     return float(per_seed.mean()), float(per_seed.std(ddof=1)) if len(per_seed) > 1 else float("nan"), len(per_seed)
 
 
-def render_density_ratio_sweep(root: Path) -> str:
+def render_density_ratio_sweep(root: Path, directory: str = DR_VALIDATION, candidates: dict | None = None,
+                               incumbent: tuple[str, str] = ("incumbent (the default at `08e45e1`)", "default")) -> str:
     """The sweep's rule applied: mean rank change against the incumbent, and on every run the mean AUROC
-    over the families against the incumbent's, beside the larger of the two seed stds."""
+    over the families against the incumbent's, beside the larger of the two seed stds.
+
+    Args:
+        directory: the round's records, under ``root``.
+        candidates: name -> variant (default: round 1's, ``DR_CANDIDATES``).
+        incumbent: (name, variant) of the reference the candidates are measured against.
+    """
+    candidates = DR_CANDIDATES if candidates is None else candidates
     # RUN.jsonl (the seed-0 screen), RUN.seeds12.jsonl (seeds 1 and 2), RUN.ratio.jsonl: one file per
     # invocation of a code version, since a resumed sweep keeps only the records of its own code
-    paths = sorted(p for run in DR_RUNS for p in (root / DR_VALIDATION).glob(f"{run}*.jsonl"))
-    missing = [run for run in DR_RUNS if not (root / DR_VALIDATION / f"{run}.jsonl").is_file()]
+    paths = sorted(p for run in DR_RUNS for p in (root / directory).glob(f"{run}*.jsonl"))
+    missing = [run for run in DR_RUNS if not (root / directory / f"{run}.jsonl").is_file()]
     if missing:
         return "No records yet for " + ", ".join(f"`{m}`" for m in missing) + ".\n"
     per_run = read_runs(paths)
     summaries = {run: summarize_run(per_run[run]) for run in DR_RUNS}
+    reference = incumbent[1]
     rows = []
-    for name, variant in [("incumbent (the default at `08e45e1`)", "default")] + list(DR_CANDIDATES.items()):
+    for name, variant in [incumbent] + list(candidates.items()):
         if not all(variant in summaries[run].ranks for run in DR_RUNS):
             rows.append([name, f"`{variant}`"] + ["-"] * (len(DR_RUNS) + 2))
             continue
         ranks = [summaries[run].ranks[variant] for run in DR_RUNS]
-        change = np.mean(ranks) - np.mean([summaries[run].ranks["default"] for run in DR_RUNS])
+        change = np.mean(ranks) - np.mean([summaries[run].ranks[reference] for run in DR_RUNS])
         losses = []
         for run in DR_RUNS:
             mean, std, seeds = mean_auroc_over_families(summaries[run], variant)
-            ref_mean, ref_std, _ = mean_auroc_over_families(summaries[run], "default")
+            ref_mean, ref_std, _ = mean_auroc_over_families(summaries[run], reference)
             noise = np.nanmax([std, ref_std]) if seeds > 1 else float("nan")
             if mean < ref_mean - (0 if np.isnan(noise) else noise):
                 losses.append(f"{run} {mean:.2f} < {ref_mean:.2f}" + ("" if np.isnan(noise) else f" - {noise:.2f}"))
         seeds = min(len(next(iter(summaries[run].bal[variant].values()))) for run in DR_RUNS)
-        reading = "reference" if variant == "default" else rule_reading(float(change))
+        seconds = [r["seconds"] for run in DR_RUNS for r in per_run[run] if r.get("method") == "bal"
+                   and r.get("variant") == variant and "seconds" in r]
+        reading = "reference" if variant == reference else rule_reading(float(change))
         rows.append([name, f"`{variant}`"] + [f"{r:.2f}" for r in ranks]
                     + [f"{np.mean(ranks):.2f} ({seeds} seed{'s' if seeds > 1 else ''})",
-                       reading + ("" if variant == "default" else
+                       f"{np.mean(seconds):.0f}" if seconds else "-",
+                       reading + ("" if variant == reference else
                                   "; loses on " + ", ".join(losses) if losses else "; loses on no run")])
     return ("Raw records: " + ", ".join(f"`{p.relative_to(root)}`" for p in paths)
             + f" (measured at {stamps(per_run)}). BAL's mean rank among the 7 feature-based baselines over the six "
             "families of each run; a candidate is taken when the mean over runs is lower than the incumbent's by more "
             f"than {RULE} and on no run its mean AUROC over the families falls below the incumbent's by more than the "
-            "larger seed std (with one seed: by anything):\n\n"
-            + markdown_table(["candidate", "variant", *DR_RUNS, "mean over runs", "against the incumbent"], rows) + "\n")
+            "larger seed std (with one seed: by anything). Stage-2 seconds: the mean GAN training time over the "
+            "records (validation selection included), on the machine of the stamp:\n\n"
+            + markdown_table(["candidate", "variant", *DR_RUNS, "mean over runs", "stage-2 s", "against the incumbent"],
+                             rows) + "\n")
 
 
 def render_decision_log(root: Path = ROOT) -> str:
@@ -765,7 +808,11 @@ def render_decision_log(root: Path = ROOT) -> str:
             + "\n".join(render_decision(d, summaries) for d in DECISIONS)
             + "\n## Side measurements\n\n" + side_measurements(root)
             + "\n## Measured again at one commit\n\n" + render_at_one_commit(root)
-            + "\n## The density-ratio sweep (issue 37)\n\n" + render_density_ratio_sweep(root))
+            + "\n## The density-ratio sweep (issue 37)\n\n### <a id=\"density-ratio\"></a>Round 1: the references\n\n"
+            + render_density_ratio_sweep(root)
+            + "\n### <a id=\"density-ratio-second\"></a>Round 2: on the references' default, its EMA and its depths\n\n"
+            + render_density_ratio_sweep(root, DR_SECOND, DR_SECOND_CANDIDATES,
+                                         ("the default (the references, blended p2)", DR_DEFAULT)))
 
 
 def decision_log_main(argv=None) -> int:

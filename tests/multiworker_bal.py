@@ -38,10 +38,10 @@ def main(out: str) -> None:
 
     strategy = distribute.make_strategy("multiworker" if "TF_CONFIG" in os.environ else "default")
     # Raw D input and the paper's negatives (the former `stable` preset): the loss-curve tolerance of
-    # test_distribute.py was measured on it; the default's whitened D and shell negatives run with two
+    # test_distribute.py was measured on it; the default's whitened D and references run with two
     # workers in test_train_py_with_two_workers_runs_both_stages.
-    paper_negatives = GANConfig(discriminator_input="raw", shell_sampling="none", shell_weight=1.0,
-                                shell_radius=[1.5, 4.0], boundary_weight=0.0)
+    paper_negatives = GANConfig(discriminator_input="raw", ladder_weight=0.0, floor_weight=0.0, p2_target="ratio",
+                                p2_calibration="none", shell_radius=[1.5, 4.0])
     config = dataclasses.replace(paper_negatives, epochs=4, batch_size=128, latent_dim=8, generator_units=[32],
                                  discriminator_units=[32], selection="last", d_ema_decay=0.0)
     result = train_bal(config, feature_set(), verbose=0, seed=1, strategy=strategy)

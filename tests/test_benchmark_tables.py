@@ -425,8 +425,8 @@ def test_ablations_run_on_the_papers_negatives_whatever_the_default():
     from bal_tf.config import GANConfig, RunConfig
 
     # the former `stable` preset: the paper's negatives into a D on raw features, the rest the default's
-    paper_negatives = GANConfig(discriminator_input="raw", shell_sampling="none", shell_weight=1.0,
-                                shell_radius=[1.5, 4.0], boundary_weight=0.0)
+    paper_negatives = GANConfig(discriminator_input="raw", ladder_weight=0.0, floor_weight=0.0, p2_target="ratio",
+                                p2_calibration="none", shell_radius=[1.5, 4.0])
     assert RunConfig().with_overrides(ablations.PAPER_NEGATIVES).gan == paper_negatives
 
 
@@ -949,8 +949,8 @@ def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     assert validate.main(["decision-log", "--out", str(tmp_path / "log.md")]) == 0
     text = (tmp_path / "log.md").read_text()
     assert text == validate.render_decision_log()
-    # + the four side measurements and the final validation job's section
-    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1
+    # + the four side measurements, the final validation job's section and the density-ratio sweep's two rounds
+    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1 + 2
 
 
 def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp_path):
@@ -1099,10 +1099,9 @@ def test_figure_5_draws_every_negative_source_of_the_default_but_the_shuffled_pa
     rng = np.random.default_rng(0)
     labels = rng.integers(0, 2, 600)
     points = (np.array([[-3.0, 0.0], [3.0, 0.0]])[labels] + rng.normal(size=(600, 2))).astype(np.float32)
-    gan = make_gan(GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8], boundary_k=3,
-                             boundary_scale=[2.0, 3.0]), 2, points, labels)
+    gan = make_gan(GANConfig(latent_dim=4, generator_units=[8], discriminator_units=[8]), 2, points, labels)
     samples = figures.negative_samples(gan, tf.constant(points[:256]), tf.constant(labels[:256], tf.int32))
-    assert list(samples) == [figures.NEGATIVE_LABELS[name] for name in ("trivial", "hard", "shell", "knn_boundary")]
+    assert list(samples) == [figures.NEGATIVE_LABELS[name] for name in ("trivial", "hard", "ladder", "floor")]
     assert all(s.ndim == 2 and s.shape[1] == 2 and len(s) for s in samples.values())
 
 
@@ -1166,7 +1165,12 @@ def test_density_ratio_sweep_applies_the_rank_rule_and_the_no_loss_rule(tmp_path
         (folder / f"{run}.jsonl").write_text("\n".join(json.dumps(r) for r in lines if r["seed"] == 0) + "\n")
         (folder / f"{run}.seeds12.jsonl").write_text("\n".join(json.dumps(r) for r in lines if r["seed"] > 0) + "\n")
     text = validate.render_density_ratio_sweep(tmp_path)
-    assert "| better | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | clears the rule (-1.50); loses on no run |" in text
+    assert "| better | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | - | clears the rule (-1.50); loses on no run |" in text
     assert "loses on B 80.00 < 85.00 - 1.00" in text
+    # a later round: another incumbent, its own candidates, its own folder
+    second = validate.render_density_ratio_sweep(tmp_path, validate.DR_VALIDATION, {"worse": "default"},
+                                                 ("round 2's incumbent", "better"))
+    assert "| round 2's incumbent | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | - | reference |" in second
+    assert "| worse | `default` | 2.50 | 2.50 | 2.50 (3 seeds) | - | worse (+1.50); loses on A" in second
     (folder / "B.jsonl").unlink()
     assert "No records yet for `B`" in validate.render_density_ratio_sweep(tmp_path)

@@ -84,11 +84,11 @@ def test_gan_presets_build_what_they_promise():
                if getattr(built["paper"].gan_config, f.name) != getattr(literal.gan_config, f.name)}
     assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
-    # the default: D's fixed whitening layer, the paper's negatives plus radial shells and k-NN
-    # boundary negatives, an average of D scored
+    # the default: D's fixed whitening layer, the paper's negatives plus the ladder and floor
+    # references of D's density-ratio target, an average of D scored
     default = built["default"]
-    assert default.discriminator.get_layer("whiten") is not None and default.boundary_bank is not None
-    assert default.sources == ["trivial", "shuffled", "hard", "shell", "knn_boundary"]
+    assert default.discriminator.get_layer("whiten") is not None and default.gaussians is not None
+    assert default.sources == ["trivial", "shuffled", "hard", "ladder", "floor"]
     assert default.scoring_discriminator is default.ema_discriminator and default.memory_bank is None
 
 
@@ -120,7 +120,7 @@ def test_cli_gan_preset_is_applied():
     ("gan.selection=synthetc", "gan.selection", "['synthetic', 'last']"),
     ("gan.discriminator_input=standardized", "gan.discriminator_input", "['raw', 'whitened']"),
     ("gan.trivial_sampling=gauss", "gan.trivial_sampling", "['uniform', 'gaussian', 'gaussian_tail']"),
-    ("gan.shell_sampling=gaussian_tail", "gan.shell_sampling", "['none', 'radial']"),
+    ("gan.p2_target=densty", "gan.p2_target", "['ratio', 'density', 'blend']"),
     ("gan.generator_output=tanh", "gan.generator_output", "['auto', 'relu', 'linear']"),
     ("classifier.lr_schedule=step", "classifier.lr_schedule", "['cosine', 'one_cycle', 'constant']"),
     ("backbone.arch=vgg", "backbone.arch", "['resnet18', 'resnet34', 'densenet', 'cnn']"),
@@ -157,13 +157,26 @@ def test_train_py_refuses_a_typo_before_any_training(tmp_path, capsys):
     assert not run_dir.exists()
 
 
-def test_gan_ranges_and_k_are_checked():
+def test_gan_ranges_are_checked():
     from bal_tf.config import GANConfig
 
-    with pytest.raises(ConfigError, match=r"gan.boundary_scale must be \[low, high\]"):
-        GANConfig(boundary_scale=[1.5, 0.5])
+    with pytest.raises(ConfigError, match=r"gan.floor_shrink must be \[low, high\]"):
+        GANConfig(floor_shrink=[0.9, 0.1])
     with pytest.raises(ConfigError, match="gan.shell_radius"):
         GANConfig(shell_radius=[2.0])
-    with pytest.raises(ConfigError, match="gan.boundary_k must be >= 1"):
-        GANConfig(boundary_k=0)
-    assert GANConfig(boundary_scale=[0.25, 0.75]).boundary_scale == [0.25, 0.75]
+    with pytest.raises(ConfigError, match="gan.ladder_scales must be a non-empty list of positive scales"):
+        GANConfig(ladder_scales=[1.5, 0.0])
+    assert GANConfig(floor_shrink=[0.25, 0.75]).floor_shrink == [0.25, 0.75]
+
+
+def test_a_run_of_the_default_before_issue_37_is_refused_naming_the_commit_of_its_code(tmp_path):
+    written = config_lib.get_preset("mnist-cpu").to_dict()
+    written["gan"].update({"shell_sampling": "radial", "shell_weight": 1.0, "boundary_weight": 5.0,
+                           "boundary_scale": [0.15, 0.6], "boundary_k": 10})
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    with pytest.raises(ConfigError, match=r"gan.shell_sampling='radial' is an option removed after commit 3aaed79"):
+        config_lib.RunConfig.from_json(tmp_path / "config.json", absent_gan_options_off=True)
+    written["gan"].update({"shell_sampling": "none", "boundary_weight": 0.0})  # both off: nothing left to refuse
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert config_lib.RunConfig.from_json(tmp_path / "config.json", absent_gan_options_off=True) == \
+        config_lib.get_preset("mnist-cpu")

@@ -1,6 +1,9 @@
 """D's density-ratio target (bal_tf.density_ratio): against references of known density, D's logit
 plus log q estimates log p; the logit alone does not; the scoring D carries that value."""
 
+import subprocess
+import sys
+
 import keras
 import numpy as np
 
@@ -32,8 +35,8 @@ def density_run():
     # log p - log q_ladder exactly. References close to the data (s = 1, 1.25): log q carries most
     # of log p, the ratio the rest.
     config = GANConfig(epochs=30, use_vanilla_loss=False, use_shuffle_loss=False, lambda_c=0.0, hard_weight=0.0,
-                       shell_sampling="none", boundary_weight=0.0, ladder_weight=1.0, ladder_scales=[1.0, 1.25],
-                       d_ema_decay=0.0, selection="last", p2_target="density", discriminator_units=[64, 64],
+                       ladder_weight=1.0, ladder_scales=[1.0, 1.25], floor_weight=0.0, d_ema_decay=0.0,
+                       selection="last", p2_target="density", p2_calibration="none", discriminator_units=[64, 64],
                        d_learning_rate=2e-3)
     result = train_bal(config, train, seed=0, verbose=0)
     held_out, held_out_labels = laplace_classes(1000, seed=2)
@@ -115,3 +118,21 @@ def test_a_calibrated_ratio_needs_no_reference_density():
     scoring_d = density_ratio.build_scoring_discriminator(d, None, [1.5], density_ratio.P2Reading(0.0, 1.0, 2.0))
     np.testing.assert_allclose(scoring.discriminator_logits(scoring_d, features, labels),
                                (scoring.discriminator_logits(d, features, labels) - 1.0) / 2.0, rtol=1e-5, atol=1e-6)
+
+
+def test_a_saved_scoring_d_with_the_density_target_loads_in_a_fresh_process(tmp_path):
+    """evaluate.py and the detector graph load a run's scoring D in a process that never imported
+    bal_tf.density_ratio itself: importing the detector must register its layers."""
+    from bal_tf.discriminator import build_discriminator
+
+    features, labels = laplace_classes(200, seed=12)
+    gaussians = rem.TiedGaussians.fit(features, labels, CLASSES)
+    scoring_d = density_ratio.build_scoring_discriminator(build_discriminator(DIM, CLASSES, (8,)), gaussians,
+                                                          [1.5, 2.5], density_ratio.P2Reading(0.5, 1.0, 2.0))
+    scoring_d.save(tmp_path / "d.keras")
+    for module in ("bal_tf.detector", "bal_tf.evaluation"):
+        loaded = subprocess.run(
+            [sys.executable, "-c", f"import keras, {module}; "
+             f"keras.saving.load_model({str(tmp_path / 'd.keras')!r}, safe_mode=True, compile=False)"],
+            capture_output=True, text=True)
+        assert loaded.returncode == 0, f"{module}: {loaded.stderr[-2000:]}"

@@ -118,11 +118,11 @@ def test_an_older_config_json_is_written_out_in_full_before_stage_2(tmp_path, ca
     config = get_preset("mnist-cpu")
     open_run_dir(tmp_path, config)
     written = json.loads((tmp_path / "config.json").read_text())
-    del written["gan"]["boundary_k"]  # as written before that field existed
+    del written["gan"]["floor_shrink"]  # as written before that field existed
     (tmp_path / "config.json").write_text(json.dumps(written))
     open_run_dir(tmp_path, config)
-    assert "predates fields gan.boundary_k" in capsys.readouterr().out
-    assert json.loads((tmp_path / "config.json").read_text())["gan"]["boundary_k"] == config.gan.boundary_k
+    assert "predates fields gan.floor_shrink" in capsys.readouterr().out
+    assert json.loads((tmp_path / "config.json").read_text())["gan"]["floor_shrink"] == config.gan.floor_shrink
 
 
 def test_a_gan_option_missing_from_an_older_config_json_reads_as_off(tmp_path):
@@ -130,13 +130,13 @@ def test_a_gan_option_missing_from_an_older_config_json_reads_as_off(tmp_path):
     from bal_tf.run_dir import RunDir
 
     written = get_preset("mnist-cpu").to_dict()
-    for name in ("boundary_weight", "shell_sampling", "discriminator_input"):  # options added after such runs
+    for name in ("ladder_weight", "p2_target", "discriminator_input"):  # options added after such runs
         del written["gan"][name]
     (tmp_path / "config.json").write_text(json.dumps(written))
     gan = RunDir(tmp_path).load_config().gan  # a run's own record: what that run used
-    assert (gan.boundary_weight, gan.shell_sampling, gan.discriminator_input) == (0.0, "none", "raw")
-    assert RunConfig.from_json(tmp_path / "config.json").gan.boundary_weight > 0  # a partial config: defaults
-    assert get_preset("mnist-cpu").gan.boundary_weight > 0  # today's default differs: not what that run used
+    assert (gan.ladder_weight, gan.p2_target, gan.discriminator_input) == (0.0, "ratio", "raw")
+    assert RunConfig.from_json(tmp_path / "config.json").gan.ladder_weight > 0  # a partial config: defaults
+    assert get_preset("mnist-cpu").gan.ladder_weight > 0  # today's default differs: not what that run used
     assert set(GAN_FIELDS_ABSENT_MEANS) <= {f.name for f in dataclasses.fields(type(gan))}
 
 
