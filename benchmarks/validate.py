@@ -761,8 +761,14 @@ def render_density_ratio_sweep(root: Path, directory: str = DR_VALIDATION, candi
     reference = incumbent[1]
     rows = []
     for name, variant in [incumbent] + list(candidates.items()):
-        if not all(variant in summaries[run].ranks for run in DR_RUNS):
-            rows.append([name, f"`{variant}`"] + ["-"] * (len(DR_RUNS) + 2))
+        seconds = [r["seconds"] for run in DR_RUNS for r in per_run[run] if r.get("method") == "bal"
+                   and r.get("variant") == variant and "seconds" in r]
+        measured = [run for run in DR_RUNS if variant in summaries[run].ranks]
+        if len(measured) < len(DR_RUNS):  # a screen cut short: what it has, and no reading
+            rows.append([name, f"`{variant}`"]
+                        + [f"{summaries[run].ranks[variant]:.2f}" if run in measured else "-" for run in DR_RUNS]
+                        + ["-", f"{np.mean(seconds):.0f}" if seconds else "-",
+                           f"measured on {len(measured)} of {len(DR_RUNS)} runs: not read"])
             continue
         ranks = [summaries[run].ranks[variant] for run in DR_RUNS]
         change = np.mean(ranks) - np.mean([summaries[run].ranks[reference] for run in DR_RUNS])
@@ -774,8 +780,6 @@ def render_density_ratio_sweep(root: Path, directory: str = DR_VALIDATION, candi
             if mean < ref_mean - (0 if np.isnan(noise) else noise):
                 losses.append(f"{run} {mean:.2f} < {ref_mean:.2f}" + ("" if np.isnan(noise) else f" - {noise:.2f}"))
         seeds = min(len(next(iter(summaries[run].bal[variant].values()))) for run in DR_RUNS)
-        seconds = [r["seconds"] for run in DR_RUNS for r in per_run[run] if r.get("method") == "bal"
-                   and r.get("variant") == variant and "seconds" in r]
         reading = "reference" if variant == reference else rule_reading(float(change))
         rows.append([name, f"`{variant}`"] + [f"{r:.2f}" for r in ranks]
                     + [f"{np.mean(ranks):.2f} ({seeds} seed{'s' if seeds > 1 else ''})",

@@ -1172,5 +1172,10 @@ def test_density_ratio_sweep_applies_the_rank_rule_and_the_no_loss_rule(tmp_path
                                                  ("round 2's incumbent", "better"))
     assert "| round 2's incumbent | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | - | reference |" in second
     assert "| worse | `default` | 2.50 | 2.50 | 2.50 (3 seeds) | - | worse (+1.50); loses on A" in second
+    # a variant measured on some runs only: its ranks there, no reading
+    with (folder / "A.jsonl").open("a") as lines:
+        lines.write(json.dumps(record("A", "bal", "only_on_a", 0, [0.995, 0.96])) + "\n")
+    partial = validate.render_density_ratio_sweep(tmp_path, validate.DR_VALIDATION, {"A only": "only_on_a"})
+    assert "| A only | `only_on_a` | 1.00 | - | - | - | measured on 1 of 2 runs: not read |" in partial
     (folder / "B.jsonl").unlink()
     assert "No records yet for `B`" in validate.render_density_ratio_sweep(tmp_path)
