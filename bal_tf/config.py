@@ -244,7 +244,7 @@ class GANConfig(_ChoicesChecked):
     p2_target: P2Target = "blend"
     p2_calibration: P2Calibration = "held_out_id"
     discriminator_input: DiscriminatorInput = "whitened"
-    d_ema_decay: float = 0.999
+    d_ema_decay: float = 0.0  # no EMA: issue 37 round 2 (decision_log.md#density-ratio-second)
     d_ema_bias_correction: bool = False
     selection: Selection = "synthetic"
     synthetic_families: list[SyntheticFamily] = dataclasses.field(

@@ -385,8 +385,9 @@ OUTCOMES = {
     "d-width": ("kept [256, 256]: no width clears the rule", LIBRARY),
     "epsilon": ("kept N(0.5, 0.15^2) (chosen first on test OOD sets; re-measured here)", LIBRARY),
     "ema-bias-correction": ("kept off: ranks worse", LIBRARY),
-    "at-one-commit": ("the EMA of D (chosen first on test OOD sets) kept: no EMA is within the rule's margin "
-                      "(the section's last row); re-decided in the method issue's one sweep", LIBRARY),
+    "at-one-commit": ("the EMA of D (chosen first on test OOD sets) kept then: no EMA was within the rule's "
+                      "margin (the section's last row); re-decided in issue 37's round 2, where no EMA cleared the "
+                      "rule and became the default (`density-ratio-second`)", LIBRARY),
 }
 
 # Issue 37's decisions (title, outcome, evidence anchor, code at): the sections of the sweep below.
@@ -400,6 +401,11 @@ DR_OUTCOMES = [
     ("p2 = the density (logit + log q) / the calibrated ratio", "lost to the blend; both stay `p2_target` values: "
      "the ratio is the paper presets' target, the density the blend's end point (beta = 1) and the toy test's "
      "target", "density-ratio",
+     LIBRARY),
+    ("no EMA of D, on the references' default", "taken: clears the rule (-0.33, 3 seeds), loses on no run; "
+     "`d_ema_decay` stays a field (the `paper` preset's 0.999)", "density-ratio-second", LIBRARY),
+    ("features at every stage (`features.depths=stages`)", "not decided: screened on one run of four (rank 1.67 "
+     "against 2.83, stage 2 1.2x slower) before the round ran out of time; stays an option", "density-ratio-second",
      LIBRARY),
 ]
 

@@ -85,11 +85,12 @@ def test_gan_presets_build_what_they_promise():
     assert changed == {"negative_loss", "d_ema_decay", "d_ema_bias_correction", "selection"}
     assert built["paper"].scoring_discriminator is built["paper"].ema_discriminator
     # the default: D's fixed whitening layer, the paper's negatives plus the ladder and floor
-    # references of D's density-ratio target, an average of D scored
+    # references of D's density-ratio target, D itself scored (no EMA since issue 37)
     default = built["default"]
     assert default.discriminator.get_layer("whiten") is not None and default.gaussians is not None
     assert default.sources == ["trivial", "shuffled", "hard", "ladder", "floor"]
-    assert default.scoring_discriminator is default.ema_discriminator and default.memory_bank is None
+    assert default.ema_discriminator is None and default.scoring_discriminator is default.discriminator
+    assert default.memory_bank is None
 
 
 def test_a_run_dir_written_before_the_cut_loads_when_its_removed_options_are_off(tmp_path):
