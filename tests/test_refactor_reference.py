@@ -1,7 +1,7 @@
 """A refactor changes no number: D's scores after a tiny fixed-seed stage 2 of each GAN preset
 equal those recorded (``tests/fixtures/refactor_d_scores.json``, its commit inside; written by
 ``python -m tests.refactor_reference --write ...``): recorded before the cut of issue 35, and again at
-``2c1ea23`` when issue 37 changed the default (the paper presets then matched the old record within 7e-7).
+``2c1ea23`` and ``671bd36`` when issue 37 changed the default (the paper presets then matched the old record within 7e-7).
 
 Tolerance: 1e-5 on D's logit. Measured at the fixture's commit: two runs on one machine differ by
 0.0; the same code with oneDNN's AVX2 kernels (``ONEDNN_MAX_CPU_ISA=AVX2``) by at most 5e-7. After the
