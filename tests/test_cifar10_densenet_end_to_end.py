@@ -44,7 +44,8 @@ def test_cifar10_densenet_end_to_end_on_mock_data(tmp_path, monkeypatch, capsys)
         assert {"bal", "max_softmax", "knn"} <= {row["method"] for row in results["rows"]}
         assert export_main(["--run", str(run_dir), "--no-tflite"]) == 0
     info = json.loads((run_dir / "export" / "export_info.json").read_text())
-    assert info["input"]["shape"] == [None, 32, 32, 3] and info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-5
+    # 1e-4: the float32 log_score of a D without EMA differs by up to 1.05e-5 between the graphs
+    assert info["input"]["shape"] == [None, 32, 32, 3] and info["parity"]["saved_model_vs_keras_max_abs"] <= 1e-4
     images = rng.integers(0, 256, (5, 32, 32, 3), np.uint8)
     served = tf.saved_model.load(str(run_dir / "export" / "saved_model")).signatures["serving_default"]
     outputs = {k: v.numpy() for k, v in served(images=tf.constant(images)).items()}
