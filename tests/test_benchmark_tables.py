@@ -949,8 +949,8 @@ def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     assert validate.main(["decision-log", "--out", str(tmp_path / "log.md")]) == 0
     text = (tmp_path / "log.md").read_text()
     assert text == validate.render_decision_log()
-    # + the four side measurements, the final validation job's section and the density-ratio sweep's two rounds
-    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1 + 2
+    # + the four side measurements, the final validation job's section and the density-ratio sweep's three rounds
+    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1 + 3
 
 
 def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp_path):
@@ -1167,6 +1167,7 @@ def test_density_ratio_sweep_applies_the_rank_rule_and_the_no_loss_rule(tmp_path
     text = validate.render_density_ratio_sweep(tmp_path)
     assert "| better | `better` | 1.00 | 1.00 | 1.00 (3 seeds) | - | clears the rule (-1.50); loses on no run |" in text
     assert "loses on B 80.00 < 85.00 - 1.00" in text
+    assert "among the 2 feature-based baselines of the records" in text and "Without the depths'" not in text
     # a later round: another incumbent, its own candidates, its own folder
     second = validate.render_density_ratio_sweep(tmp_path, validate.DR_VALIDATION, {"worse": "default"},
                                                  ("round 2's incumbent", "better"))
@@ -1177,5 +1178,12 @@ def test_density_ratio_sweep_applies_the_rank_rule_and_the_no_loss_rule(tmp_path
         lines.write(json.dumps(record("A", "bal", "only_on_a", 0, [0.995, 0.96])) + "\n")
     partial = validate.render_density_ratio_sweep(tmp_path, validate.DR_VALIDATION, {"A only": "only_on_a"})
     assert "| A only | `only_on_a` | 1.00 | - | - | - | measured on 1 of 2 runs: not read |" in partial
+    # a depths' baseline on run A ahead of everything: counted, and the incumbent's rank without it said
+    with (folder / "A.jsonl").open("a") as lines:
+        lines.write(json.dumps(record("A", "knn_depths", "-", 0, [1.0, 1.0])) + "\n")
+    deeper = validate.render_density_ratio_sweep(tmp_path)
+    assert "among the 2-3 feature-based baselines" in deeper
+    assert "| incumbent (the default at `08e45e1`) | `default` | 3.50 | 2.50 | 3.00 (3 seeds)" in deeper
+    assert "the incumbent's mean rank would be 2.50 (round 1 ranked among the other 7 only)" in deeper
     (folder / "B.jsonl").unlink()
     assert "No records yet for `B`" in validate.render_density_ratio_sweep(tmp_path)
