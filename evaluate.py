@@ -17,7 +17,8 @@ def main(argv=None) -> int:
         "Mahalanobis, KNN, ViM, Generalized ODIN; with --trained-baselines also GCPL and AEC, which "
         "need their own training) on the same frozen backbone. Metrics follow the "
         "paper: ID is the positive class. Writes RUN/eval/results.{md,csv,json}, scores.npz and "
-        "plots (ROC, histograms; confidence map for a 2-d feature layer).",
+        "plots (ROC, histograms; confidence maps for a 2-d feature layer, BAL's when D reads h(x) alone: "
+        "features.depths=penultimate).",
         epilog="Protocols: " + "; ".join(f"{k}: {v[0]} vs {'+'.join(v[1])}" for k, v in PROTOCOLS.items()),
     )
     parser.add_argument("--run", required=True, help="a run directory made by train.py")

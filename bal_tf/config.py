@@ -284,7 +284,9 @@ class FeatureConfig(_ChoicesChecked):
             way: the multi-depth baselines (``mahalanobis_depths``, ``knn_depths``) read them.
     """
 
-    depths: Depths = "penultimate"
+    # every stage: issue 37 round 3 (decision_log.md#density-ratio-third); the paper's GAN presets
+    # keep h(x) alone (``gan_preset_features``)
+    depths: Depths = "stages"
 
 
 @dataclasses.dataclass
@@ -349,12 +351,27 @@ GAN_PRESETS: dict[str, typing.Callable[[], GANConfig]] = {
 }
 
 
+def gan_preset_features(name: str) -> FeatureConfig:
+    """The features a GAN preset's D sees: the paper's D reads h(x) alone (Sec. 4), the default
+    every stage."""
+    return FeatureConfig() if name == "default" else FeatureConfig(depths="penultimate")
+
+
+def apply_gan_preset(config: "RunConfig", name: str) -> "RunConfig":
+    """``config`` with its stage-2 sections (``gan``, ``features``) those of GAN preset ``name``."""
+    if name not in GAN_PRESETS:
+        raise errors.ConfigError(f"Unknown GAN preset {name!r}. Known GAN presets: {sorted(GAN_PRESETS)}")
+    return dataclasses.replace(config, gan=GAN_PRESETS[name](), features=gan_preset_features(name))
+
+
 # A config.json written before one of these GAN options existed was trained without it: read back,
 # the missing field means the option off (the code of that time), not today's default.
 GAN_FIELDS_ABSENT_MEANS = {
     "d_ema_decay": 0.0, "discriminator_input": "raw", "d_ema_bias_correction": False, "ladder_weight": 0.0,
     "floor_weight": 0.0, "p2_target": "ratio", "p2_calibration": "none",
 }
+# ... and a run's config.json without a features section (before 91ac3d9) or its depths read h(x).
+FEATURE_FIELDS_ABSENT_MEANS = {"depths": "penultimate"}
 
 # GAN options of experiments that lost on the validation protocol, deleted in the cut of issue 35
 # and, the hand-placed shells and k-NN boundary negatives, when the density-ratio references
@@ -425,7 +442,8 @@ class RunConfig:
     def from_json(cls, path: str | os.PathLike, absent_gan_options_off: bool = False) -> "RunConfig":
         """Reads a config.json. ``absent_gan_options_off``: the file is a run's own record, so a
         GAN option it lacks did not exist when it was written and reads as off
-        (``GAN_FIELDS_ABSENT_MEANS``); otherwise (a hand-written partial config) as the default."""
+        (``GAN_FIELDS_ABSENT_MEANS``, ``FEATURE_FIELDS_ABSENT_MEANS``); otherwise (a hand-written
+        partial config) as the default."""
         try:
             values = json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
@@ -437,6 +455,8 @@ class RunConfig:
             values["gan"] = drop_removed_gan_fields(values["gan"])
             if absent_gan_options_off:
                 values["gan"] = {**GAN_FIELDS_ABSENT_MEANS, **values["gan"]}
+                if isinstance(values.get("features", {}), dict):
+                    values["features"] = {**FEATURE_FIELDS_ABSENT_MEANS, **values.get("features", {})}
         return cls.from_dict(values)
 
     def with_overrides(self, overrides: list[str]) -> "RunConfig":

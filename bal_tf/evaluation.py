@@ -299,8 +299,12 @@ def make_plots(run_dir: str | Path, results: dict) -> list[Path]:
         ood = (FeatureSet.load(run.features_dir / f"{ood_cache_name(first_ood)}.npz").at("penultimate")
                if first_ood else None)
         maps = {"max_softmax": lambda g: np.exp(baselines.log_max_softmax(g @ kernel + bias))}
-        if discriminator is not None:
+        if discriminator is not None and discriminator.inputs[0].shape[-1] == 2:
             maps["bal"] = lambda g: np.exp(scoring.log_score(discriminator, g, g @ kernel + bias))
+        elif discriminator is not None:  # D reads the stages below h(x) too: no plane of its inputs
+            print(f"evaluate: no confidence map of BAL: its D reads {discriminator.inputs[0].shape[-1]}-d features "
+                  "(h(x) and the stages below it, features.depths=stages); features.depths=penultimate draws it "
+                  "over the 2-d h(x) (the paper's Figures 4-5)")
         for method, fn in maps.items():
             paths.append(plots.confidence_map(fn, test.features, run.eval_dir / f"confidence_map_{method}.png",
                                               f"{method} over the 2-d feature space",

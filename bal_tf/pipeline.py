@@ -35,12 +35,13 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("--preset", help=f"a named preset instead of --id/--arch/--scale: "
                         f"{', '.join(sorted(config_lib.PRESETS))}")
     parser.add_argument("--gan-preset", choices=sorted(config_lib.GAN_PRESETS),
-                        help="BAL GAN settings: 'default' (ours: D on whitened features, the paper's negatives "
-                        "plus density-ratio references (a ladder of inflated class Gaussians, features shrunk "
-                        "toward the floor), p2 a held-out-calibrated blend of D's ratio and density, EMA of D, "
-                        "checkpoint selection on synthetic OOD), 'paper_literal' (the paper as printed: +log D negatives, M_c from the "
-                        "training set, no averaging, last epoch) or 'paper' (paper_literal with bounded "
-                        "negatives, a debiased average of D and synthetic selection); docs/DESIGN.md")
+                        help="BAL GAN settings: 'default' (ours: D on whitened features of every backbone stage, "
+                        "the paper's negatives plus density-ratio references (a ladder of inflated class Gaussians, "
+                        "features shrunk toward the floor), p2 a held-out-calibrated blend of D's ratio and density, "
+                        "checkpoint selection on synthetic OOD), 'paper_literal' (the paper as printed: D on the "
+                        "penultimate features, +log D negatives, M_c from the training set, no averaging, last "
+                        "epoch) or 'paper' (paper_literal with bounded negatives, a debiased average of D and "
+                        "synthetic selection); docs/DESIGN.md")
     parser.add_argument("--config", type=Path, help="a config.json to start from (e.g. another run's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config field, e.g. --set classifier.epochs=3 (repeatable)")
@@ -79,7 +80,7 @@ def resolve_config(args: argparse.Namespace) -> config_lib.RunConfig:
         if args.scale == "auto" and not args.preset:
             source += " (no GPU found: CPU preset)" if name.endswith("-cpu") else " (GPU found)"
     if args.gan_preset:
-        config.gan = config_lib.GAN_PRESETS[args.gan_preset]()
+        config = config_lib.apply_gan_preset(config, args.gan_preset)
         source += f", GAN preset {args.gan_preset!r}"
     overrides = list(args.overrides)
     if args.seed is not None:

@@ -76,11 +76,15 @@ class RunDir:
         return path
 
 
+STAGE2_SECTIONS = ("gan.", "features.")
+
+
 def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
     """Creates ``root`` with ``config.json``, or reopens it if its config is the same.
 
-    Before stage 2 has begun (no ``bal/``, no detector), the ``gan`` section may differ: the
-    config is updated, so a trained classifier can be reused with other GAN settings.
+    Before stage 2 has begun (no ``bal/``, no detector), the stage-2 sections (``gan``,
+    ``features``: the cache holds every depth) may differ: the config is updated, so a trained
+    classifier can be reused with other GAN settings.
 
     Raises:
         ConfigError: ``root`` holds a run made with another config (the differing fields are
@@ -96,8 +100,8 @@ def open_run_dir(root: str | Path, config: RunConfig) -> RunDir:
         # (config.GAN_FIELDS_ABSENT_MEANS) or as today's defaults. Before stage 2 the file is written
         # out in full, so that it says what the run will use.
         missing = sorted(_missing(json.loads(run.config_path.read_text()), wanted))
-        if diffs and all(d.startswith("gan.") for d in diffs) and not stage2_begun:
-            print(f"bal-tf: stage 2 has not begun in {run.root}: its GAN settings are updated "
+        if diffs and all(d.startswith(STAGE2_SECTIONS) for d in diffs) and not stage2_begun:
+            print(f"bal-tf: stage 2 has not begun in {run.root}: its stage-2 settings are updated "
                   f"({', '.join(diffs)})")
             config.to_json(run.config_path)
         elif not diffs and missing and not stage2_begun:

@@ -3,7 +3,8 @@
 2-neuron penultimate layer on MNIST (Figures 1a and 4).
 
     python benchmarks/figures.py --toy --out docs/figures
-    python train.py --preset mnist-cpu --set backbone.feature_dim=2 --run-dir runs/mnist-cpu-dim2-seed0
+    python train.py --preset mnist-cpu --set backbone.feature_dim=2 --set features.depths=penultimate \
+        --run-dir runs/mnist-cpu-dim2-seed0
     python benchmarks/figures.py --mnist-2d runs/mnist-cpu-dim2-seed0 --out docs/figures
 """
 
@@ -80,8 +81,9 @@ def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:
     run = RunDir(run_dir)
     # the test split's features: cached by evaluate.py, else extracted now (train.py caches train only)
     test = RunFeatures(run.load_config(), run, progress=False).split("test")
-    if test.features.shape[1] != 2:
-        raise SystemExit(f"{run_dir} has {test.features.shape[1]}-d features; train it with backbone.feature_dim=2")
+    if test.features.shape[1] != 2:  # D's input: h(x), and with features.depths=stages the stages below it
+        raise SystemExit(f"{run_dir}: its D reads {test.features.shape[1]}-d features; the figures draw D over a 2-d "
+                         "h(x): train it with backbone.feature_dim=2 and features.depths=penultimate")
     discriminator = load_discriminator(run.bal_dir / "discriminator_selected.keras")
     kernel, bias = head_weights(keras.saving.load_model(run.classifier_path, safe_mode=True, compile=False))
     logits_of = lambda f: f @ kernel + bias  # noqa: E731  (the head on the feature plane)
@@ -113,7 +115,8 @@ def mnist_2d_figures(run_dir: Path, out: Path) -> list[Path]:
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--toy", action="store_true")
-    parser.add_argument("--mnist-2d", type=Path, help="a finished run with backbone.feature_dim=2")
+    parser.add_argument("--mnist-2d", type=Path, help="a finished run with backbone.feature_dim=2 and "
+                        "features.depths=penultimate")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--out", type=Path, default=Path("docs/figures"))
     args = parser.parse_args(argv)

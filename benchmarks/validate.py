@@ -97,10 +97,9 @@ def open_run(run_dir: Path, families, script: str):
 
 def with_variant(base, overrides: list[str]):
     """``base`` with a variant's overrides; an item ``gan_preset=NAME`` first replaces the whole
-    GAN section by that preset (``bal_tf.config.GAN_PRESETS``), the others apply after it."""
-    import dataclasses
-
-    from bal_tf.config import GAN_PRESETS
+    stage-2 config (the ``gan`` and ``features`` sections) by that preset's
+    (``bal_tf.config.apply_gan_preset``), the others apply after it."""
+    from bal_tf.config import GAN_PRESETS, apply_gan_preset
     from bal_tf.errors import ConfigError
 
     config = base
@@ -108,7 +107,7 @@ def with_variant(base, overrides: list[str]):
         name = item.split("=", 1)[1]
         if name not in GAN_PRESETS:
             raise ConfigError(f"Unknown GAN preset {name!r} in variant item {item!r}; known: {sorted(GAN_PRESETS)}")
-        config = dataclasses.replace(config, gan=GAN_PRESETS[name]())
+        config = apply_gan_preset(config, name)
     return config.with_overrides([o for o in overrides if not o.startswith("gan_preset=")])
 
 
@@ -404,11 +403,9 @@ DR_OUTCOMES = [
      LIBRARY),
     ("no EMA of D, on the references' default", "taken: clears the rule (-0.33, 3 seeds), loses on no run; "
      "`d_ema_decay` stays a field (the `paper` preset's 0.999)", "density-ratio-second", LIBRARY),
-    ("features at every stage (`features.depths=stages`)", "not decided: round 3's screen (seed 0, four runs) "
-     "ranks it 2.83 against the default's 3.67, but on seed 0 its mean AUROC falls below the default's on both CNN "
-     "runs (held-out classes, rotations); with 3 seeds on the Fashion-MNIST CNN run that loss is within the seed std. "
-     "Seeds 1-2 of the other three runs, which the screen rule gives it, were not finished; stays an option",
-     "density-ratio-third", LIBRARY),
+    ("features at every stage (`features.depths=stages`)", "taken: clears the rule over 3 seeds (-0.88: 2.79 "
+     "against 3.67), loses on no run (its lower means on both CNN runs are within the seed std); the paper's GAN "
+     "presets keep h(x) alone (`features.depths=penultimate`, a field value)", "density-ratio-third", LIBRARY),
 ]
 
 
@@ -745,6 +742,17 @@ DR_SECOND_CANDIDATES = {
 DR_THIRD = f"{DR_VALIDATION}/third"
 DR_THIRD_CANDIDATES = {"the default, features at every stage": "features.depths=stages"}
 
+# Round 4 (density_ratio/fourth/): G's weight and the epochs on round 3's winner (every stage), whose
+# records of round 3 are the incumbent's (same classifiers, same stage-2 code). The variants name the
+# depths, as the validation runs' config.json were written before they became the default.
+DR_FOURTH = f"{DR_VALIDATION}/fourth"
+DR_STAGES = "features.depths=stages"
+DR_FOURTH_CANDIDATES = {
+    "hard features (G) at weight 0.3": DR_STAGES + ",gan.hard_weight=0.3",
+    "hard features (G) at weight 3": DR_STAGES + ",gan.hard_weight=3.0",
+    "10 GAN epochs": DR_STAGES + ",gan.epochs=10",
+}
+
 
 def mean_auroc_over_families(summary: RunSummary, variant: str) -> tuple[float, float, int]:
     """(mean over seeds of the mean AUROC over families, its sample std (ddof=1), seeds)."""
@@ -760,7 +768,8 @@ def baseline_count(summaries: dict) -> str:
 
 
 def render_density_ratio_sweep(root: Path, directory: str = DR_VALIDATION, candidates: dict | None = None,
-                               incumbent: tuple[str, str] = ("incumbent (the default at `08e45e1`)", "default")) -> str:
+                               incumbent: tuple[str, str] = ("incumbent (the default at `08e45e1`)", "default"),
+                               earlier: tuple[str, ...] = ()) -> str:
     """The sweep's rule applied: mean rank change against the incumbent, and on every run the mean AUROC
     over the families against the incumbent's, beside the larger of the two seed stds.
 
@@ -768,11 +777,14 @@ def render_density_ratio_sweep(root: Path, directory: str = DR_VALIDATION, candi
         directory: the round's records, under ``root``.
         candidates: name -> variant (default: round 1's, ``DR_CANDIDATES``).
         incumbent: (name, variant) of the reference the candidates are measured against.
+        earlier: directories of earlier rounds whose records join this round's (the incumbent
+            measured there, on the same classifiers by the same code, is not trained again).
     """
     candidates = DR_CANDIDATES if candidates is None else candidates
     # RUN.jsonl (the seed-0 screen), RUN.seeds12.jsonl (seeds 1 and 2), RUN.ratio.jsonl: one file per
     # invocation of a code version, since a resumed sweep keeps only the records of its own code
-    paths = sorted(p for run in DR_RUNS for p in (root / directory).glob(f"{run}*.jsonl"))
+    paths = [p for folder in (*earlier, directory) for p in
+             sorted(p for run in DR_RUNS for p in (root / folder).glob(f"{run}*.jsonl"))]
     missing = [run for run in DR_RUNS if not (root / directory / f"{run}.jsonl").is_file()]
     if missing:
         return "No records yet for " + ", ".join(f"`{m}`" for m in missing) + ".\n"
@@ -848,7 +860,11 @@ def render_decision_log(root: Path = ROOT) -> str:
                                          ("the default (the references, blended p2)", DR_DEFAULT))
             + "\n### <a id=\"density-ratio-third\"></a>Round 3: the depths, on the default without EMA\n\n"
             + render_density_ratio_sweep(root, DR_THIRD, DR_THIRD_CANDIDATES,
-                                         ("the default (references, blended p2, no EMA)", "default")))
+                                         ("the default (references, blended p2, no EMA)", "default"))
+            + "\n### <a id=\"density-ratio-fourth\"></a>Round 4: G's weight and the epochs, on features at every "
+            "stage\n\n"
+            + render_density_ratio_sweep(root, DR_FOURTH, DR_FOURTH_CANDIDATES,
+                                         ("the default (features at every stage)", DR_STAGES), earlier=(DR_THIRD,)))
 
 
 def decision_log_main(argv=None) -> int:

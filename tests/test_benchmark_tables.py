@@ -817,7 +817,7 @@ def test_figures_extract_the_test_features_train_py_does_not_cache(tiny_run_copy
 
     cached = tiny_run_copy / "features" / "test.npz"
     cached.unlink(missing_ok=True)  # what train.py leaves: train features only
-    with pytest.raises(SystemExit, match="32-d features; train it with backbone.feature_dim=2"):
+    with pytest.raises(SystemExit, match="its D reads 60-d features; .* backbone.feature_dim=2 and features.depths=penultimate"):
         figures.mnist_2d_figures(tiny_run_copy, tmp_path)
     from bal_tf.features import FeatureSet
 
@@ -949,8 +949,8 @@ def test_decision_log_renders_from_the_committed_raw_files(tmp_path):
     assert validate.main(["decision-log", "--out", str(tmp_path / "log.md")]) == 0
     text = (tmp_path / "log.md").read_text()
     assert text == validate.render_decision_log()
-    # + the four side measurements, the final validation job's section and the density-ratio sweep's three rounds
-    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1 + 3
+    # + the four side measurements, the final validation job's section and the density-ratio sweep's four rounds
+    assert text.count("\n### ") == len(validate.DECISIONS) + 4 + 1 + 4
 
 
 def test_decision_log_reads_the_final_validation_jobs_variants_at_one_commit(tmp_path):

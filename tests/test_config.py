@@ -115,6 +115,11 @@ def test_cli_gan_preset_is_applied():
                                                    "--set", "gan.epochs=3"])
     config = pipeline.resolve_config(args)
     assert config.gan.selection == "last" and config.gan.epochs == 3
+    assert config.features.depths == "penultimate"  # the paper's D reads h(x) alone
+    args = pipeline.build_arg_parser().parse_args(["--id", "mnist", "--scale", "cpu", "--gan-preset", "default"])
+    assert pipeline.resolve_config(args).features.depths == "stages"
+    with pytest.raises(ConfigError, match="Unknown GAN preset 'papr'"):
+        config_lib.apply_gan_preset(config_lib.get_preset("mnist-cpu"), "papr")
 
 
 @pytest.mark.parametrize("override, field, allowed", [

@@ -63,7 +63,7 @@ def test_depth_mahalanobis_standardizes_each_depth_on_held_out_data():
 
 def test_the_depths_are_a_config_choice_saved_with_the_run():
     config = get_preset("mnist-cpu")
-    assert config.features.depths == "penultimate"  # the paper's h(x)
-    assert config.with_overrides(["features.depths=stages"]).features.depths == "stages"
+    assert config.features.depths == "stages"  # the default since issue 37's round 3
+    assert config.with_overrides(["features.depths=penultimate"]).features.depths == "penultimate"  # the paper's h(x)
     with pytest.raises(ConfigError, match="stages"):
         config.with_overrides(["features.depths=all"])

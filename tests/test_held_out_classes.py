@@ -41,7 +41,8 @@ def test_mnist_0_to_5_run_and_its_protocol_with_a_two_dimensional_feature_layer(
 
     run_dir = tmp_path / "run"
     args = ["--preset", "mnist-0to5-cpu", "--quiet", "--data-dir", provisioned_data_dir, "--run-dir", str(run_dir),
-            *tiny_settings("classifier.epochs=1", "gan.epochs=1", "backbone.feature_dim=2", PLAIN_CNN)]
+            *tiny_settings("classifier.epochs=1", "gan.epochs=1", "backbone.feature_dim=2", PLAIN_CNN,
+                           "features.depths=penultimate")]  # D over the 2-d h(x) alone, as in Figures 4-5
     assert pipeline.main(args) == 0
     assert evaluate.main(["--run", str(run_dir), "--protocol", "heldout-mnist", "--limit", "300", "--quiet",
                           "--no-odin"]) == 0

@@ -12,6 +12,7 @@ from bal_tf.backbones import feature_model
 from bal_tf.detector import BALDetector
 from bal_tf.evaluation import load_discriminator
 from bal_tf.data import load_dataset, to_numpy
+from bal_tf.run_dir import RunDir
 from tests.tiny import TINY, export_main, tiny_settings
 
 
@@ -72,9 +73,12 @@ def test_detector_scores_images(tiny_run, provisioned_data_dir):
     out = detector.predict(images)
     assert set(out) == {"class", "p1", "p2", "score", "log_score"}
     # the shipped detector is the run's classifier and its *selected* D, wired as Eq. 2:
-    # p1 = max softmax of H(x), c = argmax, p2 = sigmoid(D_selected(h(x), c))
+    # p1 = max softmax of H(x), c = argmax, p2 = sigmoid(D_selected(f(x), c)), f(x) the run's
+    # depths (h(x) and each stage's pooled output by default)
     classifier = classifier_lib.load_classifier(run_dir / "classifier.keras")
-    features, logits = (np.asarray(t) for t in feature_model(classifier)(images.astype(np.float32)))
+    depths = RunDir(run_dir).load_config().features.depths
+    assert depths == "stages"
+    features, logits = (np.asarray(t) for t in feature_model(classifier, depths=depths)(images.astype(np.float32)))
     probabilities = np.exp(logits - logits.max(1, keepdims=True))
     probabilities /= probabilities.sum(1, keepdims=True)
     predicted = probabilities.argmax(1)

@@ -114,6 +114,17 @@ def test_gan_settings_may_change_until_stage_2_begins(tmp_path):
         open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["gan.epochs=4"]))
 
 
+def test_the_depths_may_change_until_stage_2_begins(tmp_path):
+    """The feature cache holds every depth, so a classifier trained under one features.depths is
+    reused under another; a finished stage 2 is not."""
+    open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["features.depths=penultimate"]))
+    assert open_run_dir(tmp_path, get_preset("mnist-cpu")).load_config().features.depths == "stages"
+    (tmp_path / "bal").mkdir()
+    (tmp_path / "bal" / "history.json").write_text("{}")
+    with pytest.raises(ConfigError, match="features.depths: 'stages' -> 'penultimate'"):
+        open_run_dir(tmp_path, get_preset("mnist-cpu").with_overrides(["features.depths=penultimate"]))
+
+
 def test_an_older_config_json_is_written_out_in_full_before_stage_2(tmp_path, capsys):
     config = get_preset("mnist-cpu")
     open_run_dir(tmp_path, config)
@@ -138,6 +149,21 @@ def test_a_gan_option_missing_from_an_older_config_json_reads_as_off(tmp_path):
     assert RunConfig.from_json(tmp_path / "config.json").gan.ladder_weight > 0  # a partial config: defaults
     assert get_preset("mnist-cpu").gan.ladder_weight > 0  # today's default differs: not what that run used
     assert set(GAN_FIELDS_ABSENT_MEANS) <= {f.name for f in dataclasses.fields(type(gan))}
+
+
+def test_a_config_json_without_the_depths_reads_as_the_penultimate_features(tmp_path):
+    """Runs written before features.depths existed (91ac3d9) saw h(x) alone; today's default is
+    every stage."""
+    from bal_tf.run_dir import RunDir
+
+    written = get_preset("mnist-cpu").to_dict()
+    del written["features"]
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert RunDir(tmp_path).load_config().features.depths == "penultimate"
+    written["features"] = {}
+    (tmp_path / "config.json").write_text(json.dumps(written))
+    assert RunDir(tmp_path).load_config().features.depths == "penultimate"
+    assert get_preset("mnist-cpu").features.depths == "stages"
 
 
 def test_cifar10_densenet_without_data_stops_at_once(tmp_path):

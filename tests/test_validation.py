@@ -56,7 +56,8 @@ def test_validation_reads_no_test_data(tiny_run, monkeypatch):
     assert {"mahalanobis_depths", "knn_depths"} <= set(per_method)  # the ResNet has depths below h(x)
     from bal_tf.evaluation import load_discriminator
 
-    per_method["bal"] = validation.bal_metrics(load_discriminator(run.bal_dir / "discriminator_selected.keras"), sets)
+    per_method["bal"] = validation.bal_metrics(load_discriminator(run.bal_dir / "discriminator_selected.keras"), sets,
+                                               depths=config.features.depths)
     assert all(0.0 <= v["auroc"] <= 1.0 for m in per_method.values() for v in m.values())
     ranks = validation.ranks(per_method)
     for family in sets.ood:
