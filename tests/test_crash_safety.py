@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from bal_tf.provenance import cpu_kernels
 from tests.tiny import ROOT, export_main, run_to_completion, train_command
 
 
@@ -73,8 +74,15 @@ def test_sigkill_in_stage_1_then_in_stage_2_resumes_to_the_uninterrupted_result(
     resumed, reference = final_results(run_dir, test_images), final_results(reference_run, test_images)
     assert resumed["test_accuracy"] == reference["test_accuracy"]
     assert resumed["selected_epoch"] == reference["selected_epoch"]
-    np.testing.assert_allclose(resumed["criteria"], reference["criteria"], atol=1e-6)
-    np.testing.assert_allclose(resumed["scores"], reference["scores"], atol=1e-5)
+    # oneDNN's AVX-512 kernels give the uninterrupted result to float precision. Its AVX2 kernels
+    # do not repeat themselves: two uninterrupted runs of this command (ONEDNN_MAX_CPU_ISA=AVX2, on
+    # every stage's features) ended with classifier weights 6e-8 apart and selection criteria up to
+    # 9e-6 apart; resumed runs were up to 1.6e-4 from the uninterrupted run in the criteria (two
+    # runs) and in the scores (one), while the epochs' criteria lie 3e-4 apart or more, so the
+    # selected epoch holds. There the bound is 1e-3.
+    exact = cpu_kernels() == "AVX-512"
+    np.testing.assert_allclose(resumed["criteria"], reference["criteria"], atol=1e-6 if exact else 1e-3)
+    np.testing.assert_allclose(resumed["scores"], reference["scores"], atol=1e-5 if exact else 1e-3)
 
 
 def test_sigkill_during_export_leaves_the_previous_export_whole(reference_run, tmp_path):
