@@ -15,8 +15,9 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="train.py",
         description="Train a BAL OOD detector: stage 1 trains the classifier (or takes yours "
-        "with --classifier); stage 2 trains BAL's conditional GAN on its frozen penultimate "
-        "features. Everything lands in one run directory.",
+        "with --classifier); stage 2 trains BAL's conditional GAN on its frozen features "
+        "(by default the penultimate layer and every backbone stage's pooled output: "
+        "features.depths). Everything lands in one run directory.",
         epilog="Examples:\n"
         "  python train.py --id mnist                      # offline default, CPU preset here\n"
         "  python train.py --id cifar10 --arch densenet --scale paper\n"
@@ -172,7 +173,7 @@ def run_bal_stage(config: config_lib.RunConfig, run: RunDir, feature_layer: str 
     from bal_tf.features import RunFeatures
     from bal_tf.train_bal import train_bal
 
-    print("stage 2: extracting penultimate features (cached in features/)")
+    print(f"stage 2: extracting the classifier's features (depths: {config.features.depths}; cached in features/)")
     if not run.writable:
         distribute.barrier(strategy)  # let the chief write the feature cache first
     features = RunFeatures(config, run, feature_layer, progress=verbose != 0)
