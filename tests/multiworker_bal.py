@@ -42,7 +42,7 @@ def main(out: str) -> None:
     # workers in test_train_py_with_two_workers_runs_both_stages.
     paper_negatives = GANConfig(discriminator_input="raw", ladder_weight=0.0, floor_weight=0.0, p2_target="ratio",
                                 p2_calibration="none", shell_radius=[1.5, 4.0])
-    config = dataclasses.replace(paper_negatives, epochs=4, batch_size=128, latent_dim=8, generator_units=[32],
+    config = dataclasses.replace(paper_negatives, epochs=2, batch_size=128, latent_dim=8, generator_units=[32],
                                  discriminator_units=[32], selection="last", d_ema_decay=0.0)
     result = train_bal(config, feature_set(), verbose=0, seed=1, strategy=strategy)
     arrays = {f"d/{i}": w for i, w in enumerate(result.gan.discriminator.get_weights())}

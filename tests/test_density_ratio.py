@@ -130,9 +130,10 @@ def test_a_saved_scoring_d_with_the_density_target_loads_in_a_fresh_process(tmp_
     scoring_d = density_ratio.build_scoring_discriminator(build_discriminator(DIM, CLASSES, (8,)), gaussians,
                                                           [1.5, 2.5], density_ratio.P2Reading(0.5, 1.0, 2.0))
     scoring_d.save(tmp_path / "d.keras")
-    for module in ("bal_tf.detector", "bal_tf.evaluation"):
-        loaded = subprocess.run(
-            [sys.executable, "-c", f"import keras, {module}; "
-             f"keras.saving.load_model({str(tmp_path / 'd.keras')!r}, safe_mode=True, compile=False)"],
-            capture_output=True, text=True)
-        assert loaded.returncode == 0, f"{module}: {loaded.stderr[-2000:]}"
+    loaders = {module: subprocess.Popen(  # both at once: each process mostly imports TensorFlow
+        [sys.executable, "-c", f"import keras, {module}; "
+         f"keras.saving.load_model({str(tmp_path / 'd.keras')!r}, safe_mode=True, compile=False)"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for module in ("bal_tf.detector", "bal_tf.evaluation")}
+    for module, loader in loaders.items():
+        _, stderr = loader.communicate(timeout=300)
+        assert loader.returncode == 0, f"{module}: {stderr[-2000:]}"
