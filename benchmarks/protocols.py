@@ -80,10 +80,12 @@ def gan_preset_tag(name: str) -> str:
 def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: bool,
                  overrides: tuple[str, ...] = (), tag: str | None = None, arch: str = "resnet18",
                  stages: str = "all", gan_preset: str | None = None, trained_baselines: bool = False,
-                 rerun_default: bool = False) -> Path:
+                 rerun_default: bool = False, default_trained_baselines: bool = False) -> Path:
     """train.py then evaluate.py for one protocol and seed. With ``gan_preset``, stage 2 uses that
     GAN preset on the classifier of the default run ``<preset>-seed<N>`` (trained first if missing;
-    ``rerun_default``: its whole run, when only an archived evaluation of an earlier classifier is left)."""
+    ``rerun_default``: its whole run, when only an archived evaluation of an earlier classifier is left,
+    evaluated with GCPL / AEC if ``default_trained_baselines``: the new record replaces the archived
+    one, and must hold the rows it held)."""
     preset = preset_for(protocol, scale, arch)
     run_dir = runs_root / run_dir_name(preset, seed, tag)
     flags = ["--quiet"] if quiet else []
@@ -93,7 +95,8 @@ def run_protocol(protocol: str, seed: int, scale: str, runs_root: Path, quiet: b
     reuse = []
     if gan_preset:
         base = run_protocol(protocol, seed, scale, runs_root, quiet, overrides, None, arch,
-                            stages="all" if rerun_default else "classifier")
+                            stages="all" if rerun_default else "classifier",
+                            trained_baselines=rerun_default and default_trained_baselines)
         reuse = ["--gan-preset", gan_preset, "--classifier", str(base / "classifier.keras")]
         link_feature_cache(base, run_dir)
     # a stage 2 trained by other code is trained again on the same classifier and feature cache
@@ -207,6 +210,11 @@ class ResultStore:
 
     def has(self, run_dir: Path) -> bool:
         return self.results(run_dir) is not None
+
+    def has_trained_baselines(self, run_dir: Path) -> bool:
+        """True if the run's evaluation (its dir's, else the archived one) holds GCPL's rows."""
+        record = self.results(run_dir)
+        return record is not None and any(row["method"] == "gcpl" for row in record["results"]["rows"])
 
     def archived_at(self, run_dir: Path, commit: str, trained_baselines: bool = False) -> bool:
         """True if the run dir is gone but the archive holds its evaluation by this very code
@@ -384,7 +392,10 @@ def main(argv=None):
                     rerun_default = bool(args.gan_preset) and not default_dir.exists() and store.has(default_dir)
                     run_protocol(protocol, seed, args.scale, args.runs_root, args.quiet, args.overrides, args.tag, arch,
                                  gan_preset=args.gan_preset, trained_baselines=args.trained_baselines,
-                                 rerun_default=rerun_default)
+                                 rerun_default=rerun_default,
+                                 default_trained_baselines=rerun_default and store.has_trained_baselines(default_dir))
+                    if rerun_default:
+                        store.has(default_dir)  # its new evaluation replaces the archived one now
                 if store.has(run_dir):
                     run_dirs.append(run_dir)
                     all_run_dirs += [run_dir, *beside_dirs(run_dir, args.beside_gan_preset, store).values()]

@@ -722,6 +722,45 @@ def test_a_gan_preset_run_reuses_the_default_runs_features_and_skips_odin(tmp_pa
     assert not (runs_root / "mnist-cnn-cpu-seed1" / "features").exists()
 
 
+def test_a_default_run_retrained_for_a_gan_preset_is_evaluated_as_fully_as_its_archived_record(tmp_path, monkeypatch):
+    import protocols
+
+    runs_root, archive = tmp_path / "runs", tmp_path / "protocol_runs.jsonl"
+    oods = protocols.protocol_oods("offline-mnist")
+
+    def rows(methods):
+        return [{"method": m, "ood": o, "auroc": 0.9, "fpr95": 0.1} for m in methods for o in oods]
+
+    # another machine archived the default run with GCPL / AEC; its dir is gone
+    archive.write_text(json.dumps({"run": "mnist-cnn-cpu-seed0", "seed": 0, "results": {
+        "commit": "0000000", "classification_accuracy": 0.99, "rows": rows(["bal", "max_softmax", "gcpl"])}}) + "\n")
+    commands = []
+
+    def fake_run(command, **kw):
+        commands.append(command)
+        if command[0].endswith("evaluate.py"):
+            run_dir = Path(command[command.index("--run") + 1])
+            (run_dir / "eval").mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps({"seed": 0}))
+            methods = ["bal", "max_softmax"] + (["gcpl"] if "--trained-baselines" in command else [])
+            (run_dir / "eval" / "results.json").write_text(json.dumps({
+                "commit": "1111111", "classification_accuracy": 0.98, "rows": rows(methods)}))
+
+    real_run = protocols.subprocess.run  # the module is shared: provenance's git calls go through
+    monkeypatch.setattr(protocols.subprocess, "run", lambda command, **kw: (
+        fake_run(command[1:], **kw) if command[0] == sys.executable else real_run(command, **kw)))
+    protocols.main(["--protocol", "offline-mnist", "--arch", "cnn", "--seeds", "0", "--gan-preset", "paper",
+                    "--runs-root", str(runs_root), "--archive", str(archive), "--quiet",
+                    "--out", str(tmp_path / "t.md")])
+
+    default_eval = next(c for c in commands if c[0].endswith("evaluate.py") and "mnist-cnn-cpu-seed0" in c[2])
+    assert "--trained-baselines" in default_eval  # the archived record had GCPL: so must the new one
+    records = {json.loads(line)["run"]: json.loads(line) for line in archive.read_text().splitlines()}
+    assert records["mnist-cnn-cpu-seed0"]["results"]["commit"] == "1111111"  # archived at once, in full
+    assert any(row["method"] == "gcpl" for row in records["mnist-cnn-cpu-seed0"]["results"]["rows"])
+    assert "mnist-cnn-cpu-gan_paper-seed0" in records
+
+
 def test_bal_geometry_reports_when_the_distance_separates_better_than_d():
     import diagnose
 
